@@ -1,0 +1,1 @@
+"""alignbench's leaderboard: submissions, validation, verification and the static site."""
