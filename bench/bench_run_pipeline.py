@@ -1,0 +1,65 @@
+"""End-to-end `run` throughput versus the model's own saliency cost (issue 4's pipeline target).
+
+Generates a ClickMe-format dataset, then measures in one process:
+  t_e2e  = seconds per image of the whole `runner.run_model` path (decode, preprocess, saliency,
+           scoring, chunk writes), ResNet-50 with random weights on CPU;
+  t_sal  = seconds per image of `adapter.saliency` alone on batches already in memory.
+Prints t_e2e / t_sal (target <= 1.2: the data pipeline and scoring hide behind model compute).
+
+    python bench/bench_run_pipeline.py [--images 256] [--batch-size 16] [--model timm_resnet50]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--model", default="tv_resnet50")
+    args = parser.parse_args()
+
+    import model_zoo
+    from benchmark import baselines, runner
+    from benchmark.datasets import get_dataset
+    from benchmark.datasets.synthetic import write_clickme_shards
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_clickme_shards(tmp / "bench-set", args.images, n_shards=4, seed=0)
+        dataset = get_dataset(str(tmp / "bench-set"))
+        adapter = model_zoo.load(args.model, weights="random", device="cpu")
+        # warm-up (first-call tracing / allocator) outside both timings
+        first = next(iter(dataset.batches(args.batch_size, limit=args.batch_size)))
+        adapter.saliency(first.images, first.labels)
+
+        batches = list(dataset.batches(args.batch_size))
+        t0 = time.perf_counter()
+        for b in batches:
+            adapter.saliency(b.images, b.labels)
+        t_sal = (time.perf_counter() - t0) / args.images
+        del batches
+
+        config = runner.RunConfig(dataset=dataset.name, models=[args.model], results_dir=tmp / "results",
+                                  batch_size=args.batch_size, device="cpu", weights="random", progress=False)
+        ceiling = baselines.ensure_ceiling(dataset, config.results_dir)
+        t0 = time.perf_counter()
+        outcome = runner.run_model(dataset, args.model, config, ceiling=ceiling,
+                                   loader=lambda *a, **k: adapter)
+        t_e2e = (time.perf_counter() - t0) / args.images
+        assert outcome.status == "ok", outcome.error
+        assert outcome.record["n_images"] == args.images
+
+    print(f"model {args.model} (random weights), {args.images} images, batch {args.batch_size}, CPU")
+    print(f"saliency only      : {1000 * t_sal:.1f} ms/image")
+    print(f"end-to-end run     : {1000 * t_e2e:.1f} ms/image")
+    print(f"ratio e2e/saliency : {t_e2e / t_sal:.3f}  (target <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""``alignbench plot-pareto``: accuracy vs alignment from result records."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot-pareto", help="draw accuracy vs alignment (the paper's Figure 3/4)",
+                       description="Draw ImageNet top-1 (x) against alignment (y) from RESULTS/<dataset>/: "
+                       "families coloured, the non-harmonized Pareto front shaded, arrows to harmonized "
+                       "versions, the center-bias baseline, bootstrap error bars.")
+    p.add_argument("--dataset", default="clickme-val")
+    p.add_argument("--results", type=Path, default=Path("results"))
+    p.add_argument("--output", type=Path, help="output file (its extension picks the format) or stem; "
+                   "default RESULTS/<dataset>/pareto.{png,svg,pdf}")
+    p.add_argument("--format", default="png,svg,pdf", help="comma-separated formats when --output has none")
+    p.add_argument("--with-published", action="store_true",
+                   help="also draw the paper's published points (results/published/), as hollow markers")
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from benchmark.plots import plot_pareto
+
+    written, notes = plot_pareto(args.results, args.dataset, args.output,
+                                 formats=[f.strip() for f in args.format.split(",") if f.strip()],
+                                 with_published=args.with_published)
+    for note in notes:
+        print(f"note: {note}")
+    for path in written:
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,77 @@
+"""``alignbench run``: score models on a human-map dataset and write result records."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="score models on a dataset (ClickMe by default) and write records",
+                       description="Score models on a human-map dataset. Records go to RESULTS/<dataset>/"
+                       "<model>.json with per-image scores beside them; a killed run resumes where it stopped.")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--all-models", action="store_true", help="every model of the paper's catalog")
+    which.add_argument("--model", nargs="+", metavar="ID", help="model ids (see `alignbench models list`)")
+    which.add_argument("--family", nargs="+", metavar="F", help="all catalog models of these families")
+    p.add_argument("--include-harmonized", action="store_true",
+                   help="with --all-models: also the harmonized models (released ones, incl. 2023)")
+    p.add_argument("--dataset", default="clickme-val",
+                   help="dataset name (see `alignbench data info`) or a folder of ClickMe-format shards")
+    p.add_argument("--limit", type=int, help="score only the first N images (a quick look)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--weights", default="pretrained",
+                   help="pretrained (default), random (untrained control) or a local weights file")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results/)")
+    p.add_argument("--force", action="store_true", help="recompute models that already have a record")
+    p.add_argument("--executor", choices=["local", "ray"], default="local")
+    p.add_argument("--ray-address", help="Ray cluster address (default: start or join a local one)")
+    p.add_argument("--shard", metavar="k/n", help="run only share k of n of the models (SLURM arrays etc.)")
+    p.add_argument("--offline", action="store_true", help="never download; use the cache only")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=handle)
+
+
+def select_models(args: argparse.Namespace) -> list[str]:
+    import model_zoo
+
+    if args.model:
+        return [model_zoo.get_spec(m).id if not Path(m).exists() else m for m in args.model]
+    if args.family:
+        specs = [s for f in args.family for s in model_zoo.list_models(family=f)]
+        if not specs:
+            from model_zoo.errors import InvalidInputError
+
+            raise InvalidInputError(f"--family {' '.join(args.family)}: no catalog model has this family")
+        return [s.id for s in specs]
+    if args.all_models:
+        specs = model_zoo.list_models(paper=True)
+        if args.include_harmonized:
+            specs += [s for s in model_zoo.list_models(harmonized=True) if s not in specs]
+        return [s.id for s in specs]
+    from model_zoo.errors import InvalidInputError
+
+    raise InvalidInputError("say which models: --all-models, --model ID ... or --family F ...")
+
+
+def handle(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    from benchmark import runner
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.offline:
+        os.environ["ALIGNBENCH_OFFLINE"] = "1"
+    config = runner.RunConfig(
+        dataset=args.dataset, models=select_models(args), results_dir=args.results, batch_size=args.batch_size,
+        device=args.device, precision=args.precision, weights=args.weights, limit=args.limit, force=args.force,
+        executor=args.executor, ray_address=args.ray_address,
+        shard=runner.parse_shard(args.shard) if args.shard else None, download=not args.offline,
+        progress=not args.no_progress)
+    summary = runner.run(config)
+    print(runner.format_summary(summary))
+    for problem in summary.problems:
+        print(f"note: {problem}")
+    return 1 if summary.failed else 0

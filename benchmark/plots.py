@@ -1,0 +1,189 @@
+"""The accuracy-versus-alignment figure (the paper's Figures 3 and 4), from result records.
+
+Measured points come from ``results/<dataset>/*.json``; published points (``results/published/``,
+read off the paper's figures) are drawn only on request and always as hollow, labelled markers,
+so the two are never confused.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from benchmark import records
+from model_zoo.errors import InvalidInputError
+from model_zoo.fileio import atomic_write_bytes
+
+# Family colours of the paper's Figure 3 legend (paper-notes §1.1).
+FAMILY_STYLE = {
+    "cnn": ("CNN", "#1f77b4"),
+    "transformer": ("Transformer", "#e377c2"),
+    "self_supervised": ("Self-supervised", "#d62728"),
+    "robust": ("Robust", "#2ca02c"),
+    "cnn_extra_data": ("CNN extra data", "#9467bd"),
+    "harmonized": ("Neural harmonizer", "#ff7f0e"),
+    None: ("Other", "#7f7f7f"),
+}
+PUBLISHED_FAMILIES = {"CNN": "cnn", "Transformer": "transformer", "Self-supervised": "self_supervised",
+                      "Robust": "robust", "CNN extra data": "cnn_extra_data", "Neural harmonizer": "harmonized"}
+PUBLISHED_FILES = {"clickme": "clickme.csv"}
+
+
+@dataclass
+class Point:
+    model: str
+    label: str
+    family: str | None
+    top1: float          # ImageNet top-1, percent
+    alignment: float     # percent of the ceiling
+    sd: float | None     # percent
+    harmonized: bool
+    base_model: str | None = None
+    published: bool = False
+
+
+def pareto_front(points: Sequence[Point]) -> list[Point]:
+    """Points not dominated by another (higher or equal accuracy and alignment), by accuracy."""
+    front: list[Point] = []
+    for p in sorted(points, key=lambda q: (-q.top1, -q.alignment)):
+        if not front or p.alignment > front[-1].alignment:
+            front.append(p)
+    return sorted(front, key=lambda q: q.top1)
+
+
+def measured_points(results_dir: str | Path, dataset: str) -> tuple[list[Point], list[str]]:
+    loaded = records.load_results(results_dir, dataset)
+    points, notes = [], list(loaded.problems)
+    for r in loaded.records:
+        if r.get("status") != "ok":
+            continue
+        top1 = r.get("top1_published")
+        if r.get("alignment") is None:
+            notes.append(f"{r['model']}: no alignment (dataset has no ceiling); not plotted")
+            continue
+        if not isinstance(top1, (int, float)):
+            notes.append(f"{r['model']}: no published ImageNet top-1; not plotted")
+            continue
+        points.append(Point(model=r["model"], label=r.get("display_name") or r["model"], family=r.get("family"),
+                            top1=float(top1), alignment=100 * r["alignment"],
+                            sd=100 * r["alignment_sd"] if r.get("alignment_sd") is not None else None,
+                            harmonized=bool(r.get("harmonized")), base_model=r.get("base_model")))
+    return points, notes
+
+
+def published_points(results_dir: str | Path, dataset: str) -> list[Point]:
+    import pandas as pd
+
+    key = next((k for k in PUBLISHED_FILES if dataset.startswith(k)), None)
+    if key is None:
+        return []
+    path = Path(results_dir) / "published" / PUBLISHED_FILES[key]
+    if not path.exists():
+        raise InvalidInputError(f"--with-published: {path} not found (the published reference points)")
+    frame = pd.read_csv(path)
+    column = f"{key}_alignment"
+    out = []
+    for row in frame.itertuples(index=False):
+        value = getattr(row, column)
+        if value != value:  # NaN: no published value for this dataset
+            continue
+        out.append(Point(model=row.model, label=row.model, family=PUBLISHED_FAMILIES.get(row.family),
+                         top1=float(row.top1), alignment=float(value), sd=None,
+                         harmonized=str(row.harmonized).lower() == "yes", published=True))
+    return out
+
+
+def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None = None, *,
+                formats: Sequence[str] = ("png", "svg", "pdf"), with_published: bool = False,
+                label_top: int = 3) -> tuple[list[Path], list[str]]:
+    """Draw accuracy (x) vs alignment (y) for ``dataset``; returns the files written and notes
+    (skipped records, models without top-1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points, notes = measured_points(results_dir, dataset)
+    published = published_points(results_dir, dataset) if with_published else []
+    if not points and not published:
+        raise InvalidInputError(f"no plottable results for dataset {dataset!r} in {results_dir} "
+                                "(run `alignbench run` first, or pass --with-published)")
+    fig, ax = plt.subplots(figsize=(8, 6), dpi=150)
+    _draw_front(ax, [p for p in points if not p.harmonized])
+    baseline = _baseline(results_dir, dataset)
+    if baseline is not None:
+        ax.axhline(baseline, color="black", ls="--", lw=1, label=f"Center-bias baseline ({baseline:.1f}%)")
+    seen = set()
+    for p in points:
+        name, colour = FAMILY_STYLE.get(p.family, FAMILY_STYLE[None])
+        ax.errorbar(p.top1, p.alignment, yerr=p.sd, fmt="o", color=colour, ms=6, capsize=2, lw=1,
+                    label=name if name not in seen else None, zorder=3)
+        seen.add(name)
+    for p in published:
+        _, colour = FAMILY_STYLE.get(p.family, FAMILY_STYLE[None])
+        ax.plot(p.top1, p.alignment, marker="D", mfc="none", mec=colour, ms=6, ls="none", zorder=2,
+                label="Published (read off the paper's figure)" if "published" not in seen else None)
+        seen.add("published")
+    by_id = {p.model.split("+")[0]: p for p in points}
+    for p in points:
+        base = by_id.get(p.base_model or "")
+        if p.harmonized and base is not None:
+            ax.annotate("", xy=(p.top1, p.alignment), xytext=(base.top1, base.alignment),
+                        arrowprops={"arrowstyle": "->", "color": FAMILY_STYLE["harmonized"][1], "lw": 1.2})
+    for p in _notable(points, label_top):
+        ax.annotate(p.label, (p.top1, p.alignment), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("ImageNet top-1 accuracy (%)")
+    names = {r.get("score_name") for r in records.load_results(results_dir, dataset).records} - {None}
+    ax.set_ylabel(names.pop() if len(names) == 1 else "Human feature alignment (% of human ceiling)")
+    ax.set_title(f"{dataset}: accuracy vs alignment")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    stem = Path(output) if output else Path(results_dir) / dataset / "pareto"
+    if stem.suffix.lstrip(".") in ("png", "svg", "pdf"):
+        formats, stem = [stem.suffix.lstrip(".")], stem.with_suffix("")
+    written = []
+    for fmt in formats:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt)
+        written.append(atomic_write_bytes(stem.with_suffix(f".{fmt}"), buf.getvalue()))
+    plt.close(fig)
+    return written, notes
+
+
+def _draw_front(ax, points: Sequence[Point]) -> None:
+    front = pareto_front(points)
+    if len(front) < 1:
+        return
+    xs = [p.top1 for p in front]
+    ys = [p.alignment for p in front]
+    # staircase: everything below and to the left of a front point is dominated
+    sx, sy = [min(xs) - 1], [ys[0]]
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        sx += [x, x]
+        sy += [y, ys[i + 1] if i + 1 < len(ys) else 0]
+    ax.fill_between(sx, sy, 0, step=None, color="grey", alpha=0.12, lw=0, label="Pareto front (non-harmonized)")
+    ax.plot(sx[:-1], sy[:-1], color="grey", lw=0.8, alpha=0.6)
+
+
+def _baseline(results_dir, dataset) -> float | None:
+    loaded = records.load_results(results_dir, dataset, kinds=("baseline",))
+    for r in loaded.records:
+        if r.get("model") == "center-bias" and r.get("alignment") is not None:
+            return 100 * r["alignment"]
+    return None
+
+
+def _notable(points: Sequence[Point], k: int) -> list[Point]:
+    if not points:
+        return []
+    chosen = {p.model: p for p in points if p.harmonized}
+    for key in (lambda p: p.alignment, lambda p: p.top1, lambda p: -p.alignment):
+        for p in sorted(points, key=key, reverse=True)[:k]:
+            chosen.setdefault(p.model, p)
+    return list(chosen.values())
+
+
