@@ -76,7 +76,7 @@ def _run_one(ray, task, dataset, files, model_id, config, ceiling) -> "runner.Mo
     for i, name in enumerate(files):
         if f"chunk-file-{i:05d}" in chunks:
             continue
-        ref = task.remote(dataset.name, config.download, name, model_id, config.weights, config.device,
+        ref = task.remote(config.dataset, config.download, name, model_id, config.weights, config.device,
                           config.precision, config.batch_size, config.limit)
         pending[ref] = i
     sha = None

@@ -1,0 +1,80 @@
+"""``alignbench data download|generate|info``: fetch, synthesise and inspect ClickMe-format datasets."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    data = subparsers.add_parser("data", help="download, generate or inspect ClickMe-format datasets",
+                                 description="Download, generate or inspect ClickMe-format datasets.")
+    sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    dl = sub.add_parser("download", help="fetch a named dataset's shards into the cache (resumable)",
+                        description="Fetch a named dataset's shards into $ALIGNBENCH_CACHE/clickme/<split> "
+                        "(resumes partial files; checks sizes and sha256 when known).")
+    dl.add_argument("name", nargs="?", default="clickme-val", help="dataset name (default: clickme-val); "
+                    "see `alignbench data info --list`")
+    dl.add_argument("--mirror", help="base URL or local folder replacing the official location")
+    dl.set_defaults(handler=_download)
+
+    gen = sub.add_parser("generate", help="write a synthetic ClickMe-format dataset (with participant maps)",
+                         description="Write synthetic ClickMe-format shards (official schema plus "
+                         "per-participant maps) and a manifest.json marking them synthetic.")
+    gen.add_argument("out_dir", help="folder to write <split>-<k>.tfrecords into")
+    gen.add_argument("--images", type=int, default=256, help="number of images (default 256)")
+    gen.add_argument("--shards", type=int, default=2, help="number of shards (default 2)")
+    gen.add_argument("--participants", type=int, default=6, help="simulated participants per image (default 6)")
+    gen.add_argument("--classes", type=int, default=10, help="classes, spread over ImageNet 0..999 (default 10)")
+    gen.add_argument("--split", default="val", help="shard name prefix (default val)")
+    gen.add_argument("--shortcut", type=float, default=0.0,
+                     help="probability that the background colour gives the class away (default 0: no cue)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.set_defaults(handler=_generate)
+
+    info = sub.add_parser("info", help="image count, fingerprint, skipped records of a dataset",
+                          description="Validate a dataset (cached) and print its summary.")
+    info.add_argument("name", nargs="?", help="dataset name or folder / .tfrecords path")
+    info.add_argument("--list", action="store_true", help="list the named datasets")
+    info.add_argument("--offline", action="store_true", help="use only files already present (no download)")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(handler=_info)
+
+
+def _download(args: argparse.Namespace) -> int:
+    from benchmark.datasets import get_dataset
+
+    files = get_dataset(args.name, mirror=args.mirror).files()
+    print(f"{args.name}: {len(files)} shards in {files[0].parent}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from benchmark.datasets.synthetic import write_clickme_shards
+
+    paths = write_clickme_shards(args.out_dir, args.images, n_shards=args.shards, n_participants=args.participants,
+                                 seed=args.seed, split=args.split, n_classes=args.classes, shortcut=args.shortcut)
+    print(f"wrote {args.images} SYNTHETIC images in {len(paths)} shards to {paths[0].parent}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.datasets import get_dataset, list_datasets
+
+    if args.list or not args.name:
+        for name in list_datasets():
+            print(name)
+        return 0
+    ds = get_dataset(args.name, download=not args.offline)
+    info = ds.info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['name']}{'  (SYNTHETIC)' if info['synthetic'] else ''}")
+    print(f"  {len(info['files'])} shards in {Path(info['files'][0]).parent}")
+    print(f"  {info['images']} images ({info['records']} records), fingerprint {info['fingerprint']}")
+    print(f"  participant maps: {'yes' if info['has_participant_maps'] else 'no'}")
+    print(f"  {ds.skips.summary()}")
+    return 0

@@ -1,0 +1,65 @@
+"""Dataset names -> :class:`ClickMeDataset`: the named ClickMe sets of ``sources.json``, or a local path."""
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from benchmark.datasets.clickme import ClickMeDataset, natural_key
+from benchmark.datasets.download import fetch_shards, load_sources, split_shards
+from model_zoo.errors import InvalidInputError
+
+
+_FACTORIES: dict[str, Callable[..., Any]] = {}
+
+
+def register_dataset(name: str, factory: Callable[..., Any]) -> None:
+    """Add a named dataset of another kind (e.g. Clicktionary): ``factory(download=..., mirror=...)``
+    returns an object with the same surface as :class:`ClickMeDataset`."""
+    if name in load_sources()["datasets"]:
+        raise ValueError(f"{name!r} is a ClickMe dataset of sources.json")
+    _FACTORIES[name] = factory
+
+
+def list_datasets() -> list[str]:
+    """The named datasets (``clickme-val`` = the paper's 17 validation shards, ...)."""
+    return list(load_sources()["datasets"]) + sorted(_FACTORIES)
+
+
+def get_dataset(name_or_path: str, *, download: bool = True, mirror: str | None = None) -> ClickMeDataset:
+    """A named dataset (files fetched on first use; ``mirror``: a base URL or a local folder replacing
+    the official location; ``download=False``: never touch the network) or a local folder of
+    ``*.tfrecords`` shards / a single shard file. Nothing is read or downloaded here.
+    """
+    named = load_sources()["datasets"]
+    if name_or_path in named:
+        spec = named[name_or_path]
+        shards = split_shards(spec["split"], include_outside_paper_loader=spec["include_outside_paper_loader"])
+        return ClickMeDataset(name_or_path, fetch=lambda: fetch_shards(shards, mirror=mirror, download=download),
+                              description=spec.get("description", ""))
+    if name_or_path in _FACTORIES:
+        return _FACTORIES[name_or_path](download=download, mirror=mirror)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        files = sorted(path.glob("*.tfrecords"), key=natural_key)
+        if not files:
+            raise InvalidInputError(f"dataset folder {path} holds no *.tfrecords shards")
+        manifest = _manifest(path)
+        synthetic = bool(manifest.get("synthetic"))
+        description = "synthetic ClickMe-format data (generated)" if synthetic else f"shards in {path}"
+        return ClickMeDataset(path.resolve().name, paths=files, synthetic=synthetic, description=description)
+    if path.is_file():
+        return ClickMeDataset(path.stem, paths=[path], description=f"shard {path}")
+    close = difflib.get_close_matches(name_or_path, list_datasets(), n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise InvalidInputError(
+        f"unknown dataset {name_or_path!r}: not one of {', '.join(list_datasets())}, and no such folder or file.{hint}"
+    )
+
+
+def _manifest(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,195 @@
+"""Generate ClickMe-format datasets: the official TFRecord schema, plus simulated participants.
+
+Each record holds ``image`` (JPEG 256x256x3), ``heatmap`` (JPEG 256x256x1) and ``label`` (int64
+ImageNet index), exactly as the official shards, plus ``participant_heatmaps`` (one JPEG 256x256x1 per
+simulated participant) so human ceilings can be computed. A scene is a class-specific shape on a
+textured background. Each participant "clicks" the object's mask seen through their own spatial
+offset, gain and smooth noise; ``heatmap`` is the mean of the participants' maps, as in ClickMe.
+
+``shortcut`` plants a cue a model can learn instead of the shape: with that probability the
+background colour is the class's own colour (0 = no cue). Everything is deterministic for a seed.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from model_zoo.errors import InvalidInputError
+from model_zoo.fileio import atomic_write_json
+
+SIZE = 256
+SHAPES = ("disk", "square", "triangle", "cross", "ring")
+
+
+def class_labels(n_classes: int) -> np.ndarray:
+    """``n_classes`` ImageNet indices spread evenly over 0..999 (int64)."""
+    if not 1 <= n_classes <= 1000:
+        raise InvalidInputError(f"n_classes must be in 1..1000, got {n_classes}")
+    return np.unique(np.linspace(0, 999, n_classes).round().astype(np.int64))
+
+
+def encode_jpeg(array: np.ndarray, quality: int = 95) -> bytes:
+    """JPEG bytes of a uint8 HxWxC array (C = 1 or 3), encoded by TensorFlow's libjpeg."""
+    from benchmark.datasets.tf_ops import _tf
+
+    return _tf().io.encode_jpeg(np.ascontiguousarray(array, dtype=np.uint8), quality=quality).numpy()
+
+
+def make_example(image_jpeg: bytes, heatmap_jpeg: bytes, label: int,
+                 participant_jpegs: Sequence[bytes] | None = None) -> bytes:
+    """A serialized ``tf.train.Example`` in the ClickMe schema (plus optional participant maps)."""
+    tf = _tf_module()
+    feature = {
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_jpeg])),
+        "heatmap": tf.train.Feature(bytes_list=tf.train.BytesList(value=[heatmap_jpeg])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
+    }
+    if participant_jpegs is not None:
+        feature["participant_heatmaps"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=list(participant_jpegs)))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def write_records(path: str | os.PathLike, records: Iterable[bytes]) -> Path:
+    """Write serialized records to a TFRecord file atomically (temporary name, then rename)."""
+    tf = _tf_module()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
+            for record in records:
+                writer.write(record)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_clickme_shards(
+    out_dir: str | os.PathLike,
+    n_images: int,
+    *,
+    n_shards: int = 2,
+    n_participants: int = 6,
+    seed: int = 0,
+    split: str = "val",
+    n_classes: int = 10,
+    shortcut: float = 0.0,
+    participant_noise: float = 0.5,
+    participant_offset_px: float = 6.0,
+    jpeg_quality: int = 95,
+) -> list[Path]:
+    """Write ``n_images`` synthetic records into ``<out_dir>/<split>-<k>.tfrecords`` (k < n_shards).
+
+    Classes are balanced (``i % n_classes``, shuffled) over :func:`class_labels`. ``participant_noise``
+    (>= 0) scales each participant's smooth multiplicative noise; ``participant_offset_px`` is the
+    standard deviation of their click offset. Also writes ``manifest.json`` (parameters, counts,
+    ``"synthetic": true``). Returns the shard paths in order.
+    """
+    if n_images < 1 or n_shards < 1 or n_shards > n_images:
+        raise InvalidInputError(f"need 1 <= n_shards <= n_images, got n_images={n_images}, n_shards={n_shards}")
+    if n_participants < 1:
+        raise InvalidInputError(f"n_participants must be >= 1, got {n_participants}")
+    if not 0.0 <= shortcut <= 1.0:
+        raise InvalidInputError(f"shortcut must be a probability in [0, 1], got {shortcut}")
+    labels = class_labels(n_classes)
+    rng = np.random.default_rng(seed)
+    classes = rng.permutation(np.arange(n_images) % len(labels))
+    palette = _class_palette(len(labels))
+    out = Path(out_dir)
+    paths, counts = [], {}
+    for k, chunk in enumerate(np.array_split(np.arange(n_images), n_shards)):
+        records = []
+        for i in chunk:
+            c = int(classes[i])
+            image, mask = _scene(rng, c, palette, shortcut)
+            maps = [_participant_map(rng, mask, participant_noise, participant_offset_px)
+                    for _ in range(n_participants)]
+            mean_map = np.mean(maps, axis=0).round().astype(np.uint8)
+            records.append(make_example(
+                encode_jpeg(image, jpeg_quality),
+                encode_jpeg(mean_map[..., None], jpeg_quality),
+                int(labels[c]),
+                [encode_jpeg(m[..., None], jpeg_quality) for m in maps],
+            ))
+        path = write_records(out / f"{split}-{k}.tfrecords", records)
+        paths.append(path)
+        counts[path.name] = len(records)
+    atomic_write_json(out / "manifest.json", {
+        "synthetic": True,
+        "generator": "benchmark.datasets.synthetic.write_clickme_shards",
+        "params": {"n_images": n_images, "n_shards": n_shards, "n_participants": n_participants, "seed": seed,
+                   "split": split, "n_classes": n_classes, "shortcut": shortcut,
+                   "participant_noise": participant_noise, "participant_offset_px": participant_offset_px,
+                   "jpeg_quality": jpeg_quality},
+        "labels": [int(x) for x in labels],
+        "shapes": {int(labels[c]): SHAPES[c % len(SHAPES)] for c in range(len(labels))},
+        "counts": {"images": n_images, "shards": counts},
+    })
+    return paths
+
+
+def _tf_module():
+    from benchmark.datasets.tf_ops import _tf
+
+    return _tf()
+
+
+def _class_palette(n: int) -> np.ndarray:
+    """(n, 3) distinct saturated colours in [0, 255], one per class (hue wheel)."""
+    import matplotlib.colors as mcolors
+
+    hsv = np.stack([np.arange(n) / n, np.full(n, 0.8), np.full(n, 0.85)], axis=1)
+    return mcolors.hsv_to_rgb(hsv) * 255.0
+
+
+def _shape_mask(kind: str, cy: float, cx: float, r: float, angle: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+    dy, dx = yy - cy, xx - cx
+    dx, dy = dx * np.cos(angle) - dy * np.sin(angle), dx * np.sin(angle) + dy * np.cos(angle)
+    if kind == "disk":
+        return dx**2 + dy**2 < r**2
+    if kind == "square":
+        return np.maximum(np.abs(dx), np.abs(dy)) < 0.8 * r
+    if kind == "triangle":
+        return (dy < 0.8 * r) & (np.abs(dx) < (dy + r) / 2)
+    if kind == "cross":
+        return ((np.abs(dx) < r / 3) & (np.abs(dy) < r)) | ((np.abs(dy) < r / 3) & (np.abs(dx) < r))
+    d2 = dx**2 + dy**2  # ring
+    return (d2 < r**2) & (d2 > (0.5 * r) ** 2)
+
+
+def _scene(rng: np.random.Generator, c: int, palette: np.ndarray, shortcut: float) -> tuple[np.ndarray, np.ndarray]:
+    """(image uint8 256x256x3, object mask bool 256x256) for class position ``c``."""
+    r = rng.uniform(40, 80)
+    cy, cx = rng.uniform(r + 8, SIZE - r - 8, size=2)
+    angle = (c // len(SHAPES)) * np.pi / 7 + rng.normal(0, 0.1)
+    mask = _shape_mask(SHAPES[c % len(SHAPES)], cy, cx, r, angle)
+    background = palette[c] if rng.random() < shortcut else rng.uniform(30, 225, size=3)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    theta, freq = rng.uniform(0, np.pi), rng.uniform(0.03, 0.15)
+    stripes = np.sin(freq * (xx * np.cos(theta) + yy * np.sin(theta)))[..., None] * 20.0
+    image = background + stripes + rng.normal(0, 8, size=(SIZE, SIZE, 3))
+    obj_colour = rng.uniform(0, 255, size=3)
+    obj = obj_colour + rng.normal(0, 6, size=(SIZE, SIZE, 3))
+    image = np.where(mask[..., None], obj, image)
+    return np.clip(image, 0, 255).round().astype(np.uint8), mask
+
+
+def _participant_map(rng: np.random.Generator, mask: np.ndarray, noise: float, offset_px: float) -> np.ndarray:
+    """One simulated participant's click map (uint8 256x256, peak 255)."""
+    from scipy.ndimage import gaussian_filter, shift
+
+    dy, dx = rng.normal(0, offset_px, size=2)
+    seen = shift(mask.astype(np.float64), (dy, dx), order=0, mode="constant", cval=0.0)
+    if not seen.any():  # shifted out of frame: an all-zero map would be skipped as "empty heatmap"
+        seen = mask.astype(np.float64)
+    field = gaussian_filter(rng.normal(0, 1, size=mask.shape), 12)
+    field /= field.std() + 1e-12
+    attention = np.clip(1.0 + noise * field, 0.0, None)  # smooth: clicks cluster, as in ClickMe
+    m = gaussian_filter(seen * attention * rng.uniform(0.6, 1.0), 6)
+    m = m / (m.max() + 1e-12) * 255.0
+    return m.round().astype(np.uint8)

@@ -1,0 +1,438 @@
+"""Exact, batched Spearman correlation of saliency maps against fixed human maps.
+
+Spearman's rho is the Pearson correlation of average ranks (ties share the mean of the ranks
+they span), as in ``scipy.stats.spearmanr`` on the two flattened maps. The human maps never
+change, so :func:`rank_maps` ranks them once into a :class:`RankedMaps`, and
+:func:`spearman_ranked` then only has to rank the model maps: one sort per batch.
+
+How the CPU path stays within a few plain sorts (see ``bench/bench_spearman.py``):
+
+* Each float32 value is widened to float64 (exact: the low 29 mantissa bits are zero) and its
+  pixel index is written into those 29 bits, so ``np.sort`` of the tagged values returns the
+  sorted values *and* the permutation in one SIMD sort -- ``argsort`` is ~3x slower here.
+  Within a run of equal values the tags only reorder the run, which does not change ranks.
+* Without ties the rank at sorted position j is j, so the numerator of the correlation is a
+  dot product of the centred positions with the human ranks gathered in sorted order, and the
+  denominator is the closed form n(n^2-1)/12. Tied runs are found by comparing neighbours with
+  the tag masked off, and only their elements are corrected (usually a few per map; a
+  ReLU-zero region is one long run).
+* Human ranks are stored as float32 (average ranks are half-integers, exact below 2^23 pixels);
+  every sum is accumulated in float64.
+
+CUDA tensors take a torch path (sort on the device). Neither torch nor TensorFlow is imported
+unless a torch tensor is passed in.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from model_zoo.errors import InvalidInputError
+
+__all__ = ["RankedMaps", "rank_maps", "spearman_ranked", "spearman"]
+
+_TAG_BITS = 29  # mantissa bits a float64 has beyond a float32's
+_TAG_MASK = np.uint64((1 << _TAG_BITS) - 1)
+_MAX_PIXELS = 1 << 23  # float32 average ranks (k + 0.5) stay exact below this
+_CHUNK = 64  # maps sorted per batch: bounds temporaries (~25 MB each at 224x224)
+_DENSE_TIES_FRACTION = 16  # above 1/16 of the pixels tied, correct ties in one dense pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Input handling
+# ---------------------------------------------------------------------------------------------
+
+def _is_torch(x: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _map_shape(shape: tuple[int, ...], name: str) -> tuple[int, tuple[int, ...]]:
+    """(number of maps, shape of one map) for a stack: (H,W) is one map; (N,H,W) and
+    (N,H,W,1) are N maps."""
+    if len(shape) == 2:
+        return 1, tuple(shape)
+    if len(shape) == 3:
+        return shape[0], tuple(shape[1:])
+    if len(shape) == 4 and shape[-1] == 1:
+        return shape[0], tuple(shape[1:3])
+    raise InvalidInputError(
+        f"{name}: expected maps of shape (H,W), (N,H,W) or (N,H,W,1), got {tuple(shape)}"
+    )
+
+
+def _as_rows(maps: Any, name: str) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Flatten a stack of maps to (N, H*W), keeping float32 where that is exact."""
+    x = np.asarray(maps)
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise InvalidInputError(f"{name}: expected a numeric array, got dtype {x.dtype}")
+    if np.issubdtype(x.dtype, np.complexfloating):
+        raise InvalidInputError(f"{name}: complex maps have no ranking")
+    n_maps, map_shape = _map_shape(x.shape, name)
+    n_pix = int(np.prod(map_shape))
+    if n_pix < 2:
+        raise InvalidInputError(f"{name}: a map needs at least 2 pixels, got shape {map_shape}")
+    if n_pix >= _MAX_PIXELS:
+        raise InvalidInputError(f"{name}: maps of {n_pix} pixels exceed the {_MAX_PIXELS} supported")
+    return x.reshape(n_maps, n_pix), map_shape
+
+
+def _narrow(rows: np.ndarray) -> np.ndarray:
+    """float32 copy of `rows` if every value survives the round trip, else float64."""
+    if rows.dtype == np.float32:
+        return rows
+    if rows.dtype in (np.float16, np.bool_, np.int8, np.uint8, np.int16, np.uint16):
+        return rows.astype(np.float32)
+    wide = rows.astype(np.float64)
+    narrow = wide.astype(np.float32)
+    if np.array_equal(narrow, wide, equal_nan=True):
+        return narrow
+    return wide
+
+
+# ---------------------------------------------------------------------------------------------
+# Sorting: the sorted order of every row, and its tied runs
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Sorted:
+    """Rows sorted ascending. `order` is the flat index (row * n + pixel) of the value at each
+    sorted position, int64 (M, n); `keys` compare equal exactly where values tie; `undefined`
+    marks rows with a NaN."""
+
+    order: np.ndarray
+    keys: np.ndarray
+    undefined: np.ndarray
+
+
+def _sort_rows(rows: np.ndarray, base_rows: np.ndarray | None = None) -> _Sorted:
+    """Sort each row of `rows` (M, n); `order` indexes a flat array in which row i starts at
+    base_rows[i] * n (default: row i itself)."""
+    m, n = rows.shape
+    base = np.arange(m, dtype=np.int64) if base_rows is None else base_rows
+    offsets = (base * n)[:, None]
+    if rows.dtype == np.float32:
+        # Adding +0.0 in float64 turns -0.0 into +0.0, so the two zeros land in one run.
+        tagged = np.add(rows, 0.0, dtype=np.float64)
+        bits = tagged.view(np.uint64)
+        bits |= np.arange(n, dtype=np.uint64)
+        tagged.sort(axis=-1)
+        # +-inf tagged with a non-zero index reads as NaN and sorts last, like a real NaN:
+        # re-sort just those rows exactly (rare).
+        suspect = np.isnan(tagged[:, -1])
+        order = (bits & _TAG_MASK).view(np.int64)
+        order += offsets
+        bits >>= np.uint64(_TAG_BITS)  # in place: fewer 25 MB temporaries, fewer page faults
+        keys = bits
+        undefined = np.zeros(m, dtype=bool)
+        if suspect.any():
+            slow = _sort_rows(rows[suspect].astype(np.float64), base[suspect])
+            order[suspect] = slow.order
+            keys[suspect] = slow.keys.view(np.uint64)
+            undefined[suspect] = slow.undefined
+        return _Sorted(order, keys, undefined)
+    perm = np.argsort(rows, axis=-1, kind="stable")
+    values = np.take_along_axis(rows, perm, axis=-1)
+    undefined = np.isnan(values[:, -1])  # argsort puts NaN last
+    values = values + 0.0  # -0.0 -> +0.0, then compare bit patterns like the float32 path
+    return _Sorted(perm + offsets, values.view(np.uint64), undefined)
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """Runs of >= 2 tied values, in sorted order: flat sorted position of the first element
+    (`start`, row * n + j), `length`, `row`; all int64 (K,)."""
+
+    start: np.ndarray
+    length: np.ndarray
+    row: np.ndarray
+
+    @property
+    def n_elements(self) -> int:
+        return int(self.length.sum())
+
+
+def _tied_runs(keys: np.ndarray) -> _Runs:
+    """Tied runs of sorted rows, found from the edges of the "equal to the next" mask, so the
+    work is O(pixels) in cheap bool passes plus O(runs) -- a long ReLU-zero run costs no more
+    than a pair."""
+    m, n = keys.shape
+    # column c + 1 of `eq` says whether sorted elements c and c + 1 tie; columns 0 and n are
+    # False, so within each row rises (run starts) and falls (run ends) alternate
+    eq = np.zeros((m, n + 1), dtype=bool)
+    np.equal(keys[:, 1:], keys[:, :-1], out=eq[:, 1:n])
+    edges = np.flatnonzero(eq[:, 1:] != eq[:, :-1])
+    start, end = edges[0::2], edges[1::2]
+    return _Runs(start, end - start + 1, start // n)
+
+
+def _sparse_offsets(runs: _Runs) -> tuple[np.ndarray, np.ndarray]:
+    """(flat sorted positions of tied elements, average rank - position there); O(tied)."""
+    length = runs.length
+    first = np.cumsum(length) - length
+    within = np.arange(runs.n_elements) - np.repeat(first, length)
+    pos = np.repeat(runs.start, length) + within
+    return pos, np.repeat((length - 1) / 2.0, length) - within
+
+
+def _dense_offsets(runs: _Runs, size: int) -> np.ndarray:
+    """(size,) float64: average rank - position at every sorted position (0 where untied).
+
+    On a run [s, e] with midpoint c the offset is the ramp c - j, which is the double cumulative
+    sum of four point masses (at s, s+1, e+1, e+2); runs have disjoint supports, so their masses
+    add. Half-integers: the sums are exact in float64.
+    """
+    s = runs.start
+    e = s + runs.length - 1
+    mid = (s + e) / 2.0
+    dd = np.zeros(size + 2)
+    np.add.at(dd, s, mid - s)
+    np.add.at(dd, s + 1, s - mid - 1.0)
+    np.add.at(dd, e + 1, e - mid + 1.0)
+    np.add.at(dd, e + 2, mid - e)
+    return np.cumsum(np.cumsum(dd[:size]))
+
+
+def _centred_ss(n: int, m: int, runs: _Runs) -> np.ndarray:
+    """Sum of squared centred average ranks of each row: n(n^2-1)/12 - sum (L^3-L)/12."""
+    length = runs.length.astype(np.float64)
+    tie_term = np.bincount(runs.row, weights=(length**3 - length) / 12.0, minlength=m)
+    return n * (n * n - 1.0) / 12.0 - tie_term
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class RankedMaps:
+    """Average ranks of a fixed stack of maps (usually the human maps), computed once.
+
+    `ranks`: (N, H*W) float32 (float64 for huge maps), 1-based average ranks as
+    ``scipy.stats.rankdata`` gives them; `ss`: (N,) float64 sum of squared centred ranks
+    (0 for a constant map); `undefined`: (N,) bool, True where a map is constant or has a NaN
+    (its rho is NaN); `map_shape`: (H, W).
+    """
+
+    ranks: np.ndarray
+    ss: np.ndarray
+    undefined: np.ndarray
+    map_shape: tuple[int, ...]
+    _device_cache: dict = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return self.ranks.shape[0]
+
+    @property
+    def n_pixels(self) -> int:
+        return self.ranks.shape[1]
+
+    def ranks_on(self, device: Any) -> Any:
+        """The ranks as a torch tensor on `device`, copied once and cached."""
+        key = str(device)
+        if key not in self._device_cache:
+            import torch
+
+            self._device_cache[key] = torch.as_tensor(self.ranks).to(device)
+        return self._device_cache[key]
+
+
+def rank_maps(maps: Any) -> RankedMaps:
+    """Rank each map of a stack (N,H,W) / (N,H,W,1) / (H,W) once, for reuse by
+    :func:`spearman_ranked`. Accepts numpy arrays and torch tensors (ranked on the CPU)."""
+    if _is_torch(maps):
+        maps = maps.detach().cpu().numpy()
+    rows, map_shape = _as_rows(maps, "maps")
+    rows = _narrow(rows)
+    m, n = rows.shape
+    ranks = np.empty((m, n), dtype=np.float32)  # exact: n < _MAX_PIXELS
+    ss = np.empty(m)
+    undefined = np.empty(m, dtype=bool)
+    for lo in range(0, m, _CHUNK):  # chunks bound the temporaries for big stacks
+        chunk = rows[lo : lo + _CHUNK]
+        k = chunk.shape[0]
+        srt = _sort_rows(chunk)
+        runs = _tied_runs(srt.keys)
+        sorted_rank = np.tile(np.arange(1.0, n + 1.0), k)
+        sorted_rank += _dense_offsets(runs, k * n)
+        flat = np.empty(k * n, dtype=np.float32)
+        flat[srt.order.reshape(-1)] = sorted_rank
+        ranks[lo : lo + k] = flat.reshape(k, n)
+        ss[lo : lo + k] = _centred_ss(n, k, runs)
+        undefined[lo : lo + k] = srt.undefined
+    undefined |= ss <= 0.0
+    return RankedMaps(ranks, ss, undefined, map_shape)
+
+
+def spearman_ranked(ranked: RankedMaps, maps: Any, index: Any = None) -> np.ndarray:
+    """Spearman rho of each model map against precomputed ranks.
+
+    `maps`: (M,H,W), (M,H,W,1) or (H,W) model maps (numpy, or torch; CUDA tensors are ranked on
+    their GPU). `index`: (M,) integer rows of `ranked` to compare with, in order (default: all
+    rows, M == len(ranked)); repeating a row compares several maps with the same reference.
+    Returns float64 (M,): rho in [-1, 1], NaN where either map is constant or has a NaN.
+    """
+    rows_idx = _resolve_index(ranked, index)
+    if _is_torch(maps) and maps.device.type != "cpu":
+        return _spearman_ranked_torch(ranked, maps, rows_idx)
+    if _is_torch(maps):
+        maps = maps.detach().numpy()
+    rows, map_shape = _as_rows(maps, "maps")
+    _check_match(ranked, rows.shape[0], map_shape, rows_idx)
+    rows = _narrow(rows)
+    m = rows.shape[0]
+    rows_idx = np.arange(len(ranked)) if rows_idx is None else rows_idx
+    num, ss, undefined = np.empty(m), np.empty(m), np.empty(m, dtype=bool)
+    for lo in range(0, m, _CHUNK):
+        sl = slice(lo, lo + _CHUNK)
+        num[sl], ss[sl], undefined[sl] = _numerator(rows[sl], ranked.ranks, rows_idx[sl])
+    return _finish(num, ss, ranked.ss[rows_idx], undefined | ranked.undefined[rows_idx])
+
+
+def _numerator(rows: np.ndarray, ref_ranks: np.ndarray, ref_rows: np.ndarray):
+    """For model rows (k, n) against ref_ranks[ref_rows]: sum of (centred average rank of the
+    model) x (reference rank) per row, the model's centred sum of squares, undefined rows."""
+    k, n = rows.shape
+    # reference ranks in the model's sorted order; flat index = ref row * n + pixel
+    srt = _sort_rows(rows, base_rows=ref_rows)
+    gathered = ref_ranks.reshape(-1).take(srt.order)
+    # the reference mean drops out because the model's centred ranks sum to zero
+    centred_pos = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    runs = _tied_runs(srt.keys)
+    if runs.n_elements * _DENSE_TIES_FRACTION <= k * n:
+        num = np.einsum("ij,j->i", gathered, centred_pos)
+        if runs.start.size:
+            pos, offset = _sparse_offsets(runs)
+            num += np.bincount(pos // n, weights=offset * gathered.reshape(-1)[pos], minlength=k)
+    else:  # many tied elements (e.g. half the map is exactly zero): one dense pass is cheaper
+        weights = _dense_offsets(runs, k * n).reshape(k, n)
+        weights += centred_pos
+        num = np.einsum("ij,ij->i", gathered, weights)
+    return num, _centred_ss(n, k, runs), srt.undefined
+
+
+def spearman(a: Any, b: Any) -> np.ndarray:
+    """Per-map Spearman rho of two stacks of maps of the same shape ((N,H,W), (N,H,W,1) or
+    (H,W) -> (1,)); float64 (N,), NaN where a map is constant or contains a NaN. Matches
+    ``scipy.stats.spearmanr(a[i].ravel(), b[i].ravel())`` within 1e-6."""
+    a_shape, b_shape = tuple(a.shape), tuple(b.shape)
+    if a_shape != b_shape:
+        raise InvalidInputError(f"spearman: map stacks differ in shape: {a_shape} vs {b_shape}")
+    if (_is_torch(a) and a.device.type != "cpu") or (_is_torch(b) and b.device.type != "cpu"):
+        import torch
+
+        device = a.device if _is_torch(a) and a.device.type != "cpu" else b.device
+        a_t, b_t = torch.as_tensor(a, device=device), torch.as_tensor(b, device=device)
+        ra, ua = _torch_ranks(_torch_rows(a_t, "a"))
+        rb, ub = _torch_ranks(_torch_rows(b_t, "b"))
+        return _torch_pearson(ra, rb, ua | ub)
+    return spearman_ranked(rank_maps(b), a)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers shared by the numpy and torch paths
+# ---------------------------------------------------------------------------------------------
+
+def _resolve_index(ranked: RankedMaps, index: Any) -> np.ndarray | None:
+    if index is None:
+        return None
+    if _is_torch(index):
+        index = index.detach().cpu().numpy()
+    idx = np.asarray(index)
+    if idx.ndim == 0:
+        idx = idx.reshape(1)
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+        raise InvalidInputError(f"index: expected a 1-D integer array, got {idx.dtype} {idx.shape}")
+    if idx.size and (idx.min() < -len(ranked) or idx.max() >= len(ranked)):
+        raise InvalidInputError(f"index: rows must lie in [0, {len(ranked)}), got {idx.min()}..{idx.max()}")
+    return idx.astype(np.int64) % len(ranked)  # negative rows count from the end
+
+
+def _check_match(ranked: RankedMaps, m: int, map_shape: tuple[int, ...], rows_idx) -> None:
+    if map_shape != ranked.map_shape:
+        raise InvalidInputError(
+            f"maps of shape {map_shape} cannot be compared with ranked maps of shape {ranked.map_shape}"
+        )
+    expected = len(ranked) if rows_idx is None else rows_idx.size
+    if m != expected:
+        what = "len(index)" if rows_idx is not None else "the number of ranked maps"
+        raise InvalidInputError(f"got {m} maps but {what} is {expected}")
+
+
+def _finish(num: np.ndarray, ss: np.ndarray, ref_ss: np.ndarray, undefined: np.ndarray) -> np.ndarray:
+    undefined = undefined | (ss <= 0.0) | (ref_ss <= 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = num / np.sqrt(ss * ref_ss)
+    rho = np.clip(rho, -1.0, 1.0)
+    rho[undefined] = np.nan
+    return rho
+
+
+# ---------------------------------------------------------------------------------------------
+# Torch path (used for CUDA tensors; runs on any device)
+# ---------------------------------------------------------------------------------------------
+
+def _torch_rows(x: Any, name: str) -> Any:
+    import torch
+
+    n_maps, map_shape = _map_shape(tuple(x.shape), name)
+    n_pix = int(np.prod(map_shape))
+    if n_pix < 2:
+        raise InvalidInputError(f"{name}: a map needs at least 2 pixels, got shape {map_shape}")
+    if x.dtype == torch.float64:
+        return x.reshape(n_maps, n_pix)
+    return x.reshape(n_maps, n_pix).to(torch.float32)
+
+
+def _torch_sorted_ranks(rows: Any) -> tuple[Any, Any, Any]:
+    """(perm, centred average rank at each sorted position (float64), undefined rows)."""
+    import torch
+
+    m, n = rows.shape
+    values, perm = torch.sort(rows, dim=1)
+    undefined = torch.isnan(rows).any(dim=1)
+    pos = torch.arange(n, device=rows.device).expand(m, n)
+    new_run = torch.ones((m, n), dtype=torch.bool, device=rows.device)
+    new_run[:, 1:] = values[:, 1:] != values[:, :-1]
+    end_run = torch.ones_like(new_run)
+    end_run[:, :-1] = new_run[:, 1:]
+    start = torch.cummax(torch.where(new_run, pos, torch.zeros_like(pos)), dim=1).values
+    end_rev = torch.where(end_run, pos, torch.full_like(pos, n - 1)).flip(1)
+    end = torch.cummin(end_rev, dim=1).values.flip(1)
+    centred = (start + end).to(torch.float64) / 2.0 - (n - 1) / 2.0
+    return perm, centred, undefined
+
+
+def _torch_ranks(rows: Any) -> tuple[Any, Any]:
+    import torch
+
+    perm, centred, undefined = _torch_sorted_ranks(rows)
+    ranks = torch.empty_like(centred).scatter_(1, perm, centred)
+    return ranks, undefined
+
+
+def _torch_pearson(a: Any, b: Any, undefined: Any) -> np.ndarray:
+    """Pearson of rows of already-centred float64 tensors."""
+    num = (a * b).sum(dim=1)
+    ss_a, ss_b = (a * a).sum(dim=1), (b * b).sum(dim=1)
+    return _finish(*(t.cpu().numpy() for t in (num, ss_a, ss_b, undefined)))
+
+
+def _spearman_ranked_torch(ranked: RankedMaps, maps: Any, rows_idx: np.ndarray | None) -> np.ndarray:
+    import torch
+
+    rows = _torch_rows(maps, "maps")
+    _check_match(ranked, rows.shape[0], _map_shape(tuple(maps.shape), "maps")[1], rows_idx)
+    human = ranked.ranks_on(rows.device)
+    if rows_idx is not None:
+        human = human[torch.as_tensor(rows_idx, device=rows.device)]
+    perm, centred, undefined = _torch_sorted_ranks(rows)
+    gathered = torch.gather(human, 1, perm).to(torch.float64)
+    num = (centred * gathered).sum(dim=1)
+    ss = (centred * centred).sum(dim=1)
+    ref_ss = ranked.ss if rows_idx is None else ranked.ss[rows_idx]
+    ref_undefined = ranked.undefined if rows_idx is None else ranked.undefined[rows_idx]
+    return _finish(num.cpu().numpy(), ss.cpu().numpy(), ref_ss, undefined.cpu().numpy() | ref_undefined)

@@ -1,0 +1,214 @@
+"""``alignbench leaderboard verify``: re-score a seeded random subset of a bundle's images from the
+submitted model and compare with the bundle's per-image scores.
+
+The subset is ``numpy.random.default_rng(seed).choice(n_images, k, replace=False)`` over the rows of
+the bundle's scores file, so anyone re-running with the same seed checks the same images. Those
+images are read from the local dataset (contiguous runs, so only they are decoded), scored with
+:func:`benchmark.runner.score_batch` (the runner's own scoring), and every per-image Spearman, Dice
+and IoU that differs by more than ``tolerance`` (absolute), and every differing prediction, is
+reported with its image id.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from benchmark import records, runner
+from leaderboard.bundle import MODEL_DIR, inside, read_bundle
+from leaderboard.loading import ModelSource, SubmittedSpec, load_adapter, model_from_export, parse_preprocess
+from leaderboard.sandbox import Limits
+from model_zoo.errors import InvalidInputError
+
+FLOAT_FIELDS = ("spearman", "dice", "iou")
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    image_id: str
+    field: str
+    submitted: Any
+    recomputed: Any
+
+    def __str__(self) -> str:
+        return f"image {self.image_id}: {self.field}: bundle {self.submitted!r}, recomputed {self.recomputed!r}"
+
+
+@dataclass
+class VerifyReport:
+    bundle: str
+    dataset: str
+    checked: list[str] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    tolerance: float = 0.0
+    seed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    @property
+    def bad_images(self) -> list[str]:
+        return sorted({m.image_id for m in self.mismatches})
+
+    def format(self) -> str:
+        head = (f"{self.bundle} on {self.dataset}: {len(self.checked)} images re-scored (seed {self.seed}, "
+                f"tolerance {self.tolerance:g})")
+        lines = [head] + [f"  note: {n}" for n in self.notes]
+        if self.ok:
+            lines.append("  OK: every re-computed score matches the bundle")
+        else:
+            lines += [f"  MISMATCH {m}" for m in self.mismatches]
+            lines.append(f"  {len(self.bad_images)} of {len(self.checked)} images do not match: {', '.join(self.bad_images)}")
+        return "\n".join(lines)
+
+
+def select_rows(n_rows: int, k: int, seed: int) -> np.ndarray:
+    """Sorted row indices of the seeded subset (all rows when k >= n_rows)."""
+    if k < 1:
+        raise InvalidInputError(f"--n-images must be >= 1, got {k}")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_rows, size=min(k, n_rows), replace=False))
+
+
+def _runs(rows: np.ndarray) -> Iterator[tuple[int, int]]:
+    """(start, length) of each run of consecutive row indices."""
+    start = prev = None
+    for r in rows.tolist():
+        if start is None:
+            start = prev = r
+        elif r == prev + 1:
+            prev = r
+        else:
+            yield start, prev - start + 1
+            start = prev = r
+    if start is not None:
+        yield start, prev - start + 1
+
+
+def bundle_model(bundle_path: Path, model: str | Path | None, *, device: str, precision: str,
+                 limits: Limits, export_dir: Path) -> tuple[Any, list[str]]:
+    """The adapter of a bundle's model, and notes. ``model`` overrides the weights file (or the
+    Keras/plugin file); a bundle's ``model/`` export is used when present."""
+    bundle = read_bundle(bundle_path)
+    if bundle.submission is None:
+        raise InvalidInputError(f"{bundle_path}: no readable submission.json")
+    meta = bundle.meta
+    sub_model = bundle.submission.get("model") or {}
+    src = dict(sub_model.get("source") or {})
+    spec = SubmittedSpec(id=bundle.id, display_name=str(meta.model_name), family=meta.family, framework="")
+    pre_text = src.get("preprocess", "absent")
+    pre_kw: dict[str, Any] = {}
+    if pre_text != "absent":
+        import json
+
+        pre_kw = {"preprocess": parse_preprocess(json.dumps(pre_text)), "preprocess_given": True}
+    notes = []
+    kind = src.get("kind")
+    model_dir = bundle_path / MODEL_DIR
+    exported = [n for n in ("weights.safetensors", "model.keras") if (model_dir / n).is_file()]
+    if model is None and kind == "plugin" and exported and (model_dir / "architecture.json").is_file():
+        from model_zoo.wrap import wrap
+
+        m, pre, framework, sha = model_from_export(model_dir)
+        notes.append("model rebuilt from the bundle's model/ export (no plugin code run)")
+        kw = {"spec": spec, "weights_sha256": sha, **({"device": device} if framework == "torch" else {})}
+        return wrap(m, pre, **kw), notes
+    if kind == "plugin":
+        path = Path(model) if model else inside(bundle_path, MODEL_DIR, "plugin.py")
+        notes.append(f"plugin {path.name} rebuilt in the sandbox")
+        source = ModelSource("plugin", path=path, **pre_kw)
+    elif kind == "timm":
+        source = ModelSource("timm", name=src.get("architecture"), weights=src.get("weights", "pretrained"), **pre_kw)
+    elif kind in ("weights", "keras"):
+        path = Path(model) if model else (model_dir / exported[0] if exported else None)
+        if path is None:
+            raise InvalidInputError(f"{bundle_path}: the bundle does not carry its weights; pass --model PATH "
+                                    f"(the submitter's {src.get('file')!r}, sha256 {sub_model.get('weights_sha256')})")
+        source = ModelSource(kind, name=src.get("architecture"), path=path, **pre_kw)
+    else:
+        raise InvalidInputError(f"{bundle_path}: submission.json model.source.kind {kind!r} is unknown")
+    return load_adapter(source, spec, device=device, precision=precision, export_dir=export_dir, limits=limits), notes
+
+
+def verify_bundle(bundle_path: str | Path, *, n_images: int = 100, seed: int = 0, tolerance: float = 1e-4,
+                  model: str | Path | None = None, datasets: dict[str, Any] | None = None, download: bool = False,
+                  device: str = "auto", precision: str = "float32", batch_size: int = 32,
+                  limits: Limits = Limits(), loader: Callable[..., Any] | None = None) -> list[VerifyReport]:
+    """Re-score ``n_images`` seeded random images of every dataset in the bundle (``datasets``:
+    dataset objects by name; otherwise each is opened by name, downloaded only with ``download``).
+    ``loader(bundle_path)`` may replace :func:`bundle_model` (tests). One report per dataset."""
+    import tempfile
+
+    bundle_path = Path(bundle_path)
+    bundle = read_bundle(bundle_path)
+    if bundle.submission is None or not bundle.records:
+        raise InvalidInputError(f"{bundle_path}: not a bundle with records ({'; '.join(bundle.problems) or 'empty'})")
+    device = runner.resolve_device(device)
+    reports = []
+    with tempfile.TemporaryDirectory(prefix="alignbench-verify-") as export:
+        notes: list[str] = []
+        if loader is not None:
+            adapter = loader(bundle_path)
+        else:
+            adapter, notes = bundle_model(bundle_path, model, device=device, precision=precision, limits=limits,
+                                          export_dir=Path(export))
+        claimed = (bundle.submission.get("model") or {}).get("weights_sha256")
+        actual = getattr(adapter, "weights_sha256", None)
+        for name, rec in sorted(bundle.records.items()):
+            report = VerifyReport(bundle=bundle.id, dataset=name, tolerance=tolerance, seed=seed, notes=list(notes))
+            if claimed and actual and claimed != actual:
+                report.notes.append(f"the model's weights have sha256 {actual}, the bundle claims {claimed}: "
+                                    "not the submitted weights")
+                report.mismatches.append(Mismatch("*", "weights_sha256", claimed, actual))
+            _verify_dataset(report, bundle_path, bundle.id, name, rec, adapter,
+                            _open(name, datasets, download), n_images, seed, tolerance, batch_size)
+            expected = min(n_images, int(rec.get("n_images") or 0))
+            if len(report.checked) != expected:
+                report.mismatches.append(Mismatch("*", "n_images", expected, len(report.checked)))
+                report.notes.append(f"the dataset yielded {len(report.checked)} of the {expected} selected images")
+            reports.append(report)
+    return reports
+
+
+def _open(name: str, datasets: dict[str, Any] | None, download: bool) -> Any:
+    if datasets and name in datasets:
+        return datasets[name]
+    from benchmark.datasets import get_dataset
+
+    return get_dataset(name, download=download)
+
+
+def _verify_dataset(report: VerifyReport, bundle_path: Path, sid: str, name: str, rec: dict[str, Any], adapter: Any,
+                    dataset: Any, k: int, seed: int, tolerance: float, batch_size: int) -> None:
+    if rec.get("dataset_fingerprint") != dataset.fingerprint():
+        raise InvalidInputError(f"{sid}/{name}: the bundle was scored on data with fingerprint "
+                                f"{rec.get('dataset_fingerprint')}, the local dataset has {dataset.fingerprint()}")
+    scores = records.read_scores(inside(bundle_path, name, f"{sid}.scores.csv"))
+    ids = [str(i) for i in scores["image_id"]]
+    rows = select_rows(len(ids), k, seed)
+    # the runner writes scores in dataset order, so row r is the r-th valid image of the dataset
+    for start, length in _runs(rows):
+        r = start
+        for batch in dataset.batches(min(batch_size, length), start=start, limit=length):
+            logits, maps = adapter.predict_and_saliency(batch.images, batch.labels)
+            got = runner.score_batch(np.asarray(maps, dtype=np.float32), batch.heatmaps)
+            pred = np.asarray(logits).argmax(axis=1)
+            for j, image_id in enumerate(batch.ids):
+                r, row = r + 1, r
+                report.checked.append(image_id)
+                if ids[row] != image_id:
+                    report.mismatches.append(Mismatch(image_id, "image_id", ids[row], image_id))
+                    continue
+                for fld in FLOAT_FIELDS:
+                    a, b = float(scores[fld][row]), float(got[fld][j])
+                    if not ((math.isnan(a) and math.isnan(b)) or abs(a - b) <= tolerance):
+                        report.mismatches.append(Mismatch(image_id, fld, a, b))
+                if int(scores["pred"][row]) != int(pred[j]):
+                    report.mismatches.append(Mismatch(image_id, "pred", int(scores["pred"][row]), int(pred[j])))
+                if int(scores["label"][row]) != int(batch.labels[j]):
+                    report.mismatches.append(Mismatch(image_id, "label", int(scores["label"][row]), int(batch.labels[j])))

@@ -1,0 +1,211 @@
+"""Per-image metrics: Spearman (exactness vs scipy, ties, undefined maps, reuse of ranks),
+Dice/IoU (vs a plain per-map loop), input validation."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from benchmark import metrics
+from model_zoo.errors import InvalidInputError
+
+
+def scipy_rho(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns on constant input; we compare the NaN
+        return np.array([stats.spearmanr(x, y)[0] for x, y in zip(a, b)], dtype=np.float64)
+
+
+def assert_matches_scipy(got: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    want = scipy_rho(a, b)
+    assert got.dtype == np.float64 and got.shape == want.shape
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[~np.isnan(want)], want[~np.isnan(want)], rtol=0, atol=1e-6)
+
+
+def quantised(rng: np.random.Generator, shape, levels: float = 3.0) -> np.ndarray:
+    """Maps with many ties: rounded values and a ReLU-zero region."""
+    return np.maximum(np.round(rng.normal(size=shape) * levels), 0).astype(np.float32)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+# --- Spearman ---------------------------------------------------------------------------------
+
+def test_spearman_random_float32_224(rng):
+    a = rng.random((4, 224, 224), dtype=np.float32)
+    b = rng.random((4, 224, 224), dtype=np.float32)
+    b[1] = a[1] + 0.3 * b[1]  # a strongly correlated pair as well
+    b[2] = -a[2]
+    got = metrics.spearman(a, b)
+    assert_matches_scipy(got, a, b)
+    assert got[1] > 0.9 and got[2] == pytest.approx(-1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("levels", [0.5, 3.0, 40.0])
+def test_spearman_with_many_ties(rng, levels):
+    a = quantised(rng, (6, 48, 40), levels)
+    b = quantised(rng, (6, 48, 40), levels)
+    b[0] = a[0]  # identical tied maps -> exactly 1
+    got = metrics.spearman(a, b)
+    assert_matches_scipy(got, a, b)
+    assert got[0] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_spearman_float64_not_representable_in_float32(rng):
+    base = rng.random((3, 30, 30))
+    a = 1.0 + base * 1e-9  # all collapse to 1.0 in float32; scipy ranks them apart
+    a[0, :3] = -0.0  # signed zeros tie on this (float64) path too
+    a[0, 3:6] = 0.0
+    b = rng.random((3, 30, 30))
+    assert np.unique(a[1:].astype(np.float32)).size == 1
+    assert_matches_scipy(metrics.spearman(a, b), a, b)
+
+
+def test_spearman_signed_zero_infinities_and_ints(rng):
+    a = rng.normal(size=(5, 20, 20)).astype(np.float32)
+    a[0, :10] = -0.0
+    a[0, 10:] = 0.0  # -0.0 and +0.0 are one tie
+    a[1, 0, :5] = np.inf
+    a[2, 3, :4] = -np.inf
+    a[3, :2, :2] = np.inf
+    a[3, 5, :2] = -np.inf
+    b = rng.integers(0, 7, size=(5, 20, 20))  # integer maps, ties galore
+    assert_matches_scipy(metrics.spearman(a, b), a, b)
+    assert_matches_scipy(metrics.spearman(b, a), b, a)
+
+
+def test_spearman_undefined_maps_are_nan_without_warnings(rng):
+    a = rng.random((5, 16, 16), dtype=np.float32)
+    b = rng.random((5, 16, 16), dtype=np.float32)
+    a[0] = 3.0  # constant model map
+    b[1] = 0.0  # constant human map
+    a[2, 4, 4] = np.nan
+    b[3, 0, 0] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = metrics.spearman(a, b)
+    assert np.isnan(got[:4]).all()
+    assert_matches_scipy(got[4:], a[4:], b[4:])
+
+
+def test_spearman_shapes(rng):
+    a = rng.random((12, 12), dtype=np.float32)
+    b = rng.random((12, 12), dtype=np.float32)
+    got = metrics.spearman(a, b)
+    assert got.shape == (1,)
+    assert got[0] == pytest.approx(stats.spearmanr(a.ravel(), b.ravel())[0], abs=1e-12)
+    a4, b4 = rng.random((3, 12, 12, 1)), rng.random((3, 12, 12, 1))
+    assert_matches_scipy(metrics.spearman(a4, b4), a4, b4)
+    with pytest.raises(InvalidInputError, match="differ in shape"):
+        metrics.spearman(a4, b4[:2])
+    with pytest.raises(InvalidInputError, match=r"\(N,H,W\)"):
+        metrics.spearman(rng.random((2, 3, 4, 5)), rng.random((2, 3, 4, 5)))
+
+
+def test_rank_maps_equals_scipy_rankdata(rng):
+    maps = quantised(rng, (4, 20, 25))
+    maps[1] = rng.random((20, 25))
+    ranked = metrics.rank_maps(maps)
+    np.testing.assert_array_equal(ranked.ranks, stats.rankdata(maps.reshape(4, -1), axis=1))
+    assert ranked.map_shape == (20, 25) and len(ranked) == 4
+    assert not ranked.undefined.any()
+    assert metrics.rank_maps(np.ones((2, 4, 4))).undefined.all()
+
+
+def test_spearman_ranked_reuses_ranks_with_index(rng):
+    human = quantised(rng, (5, 24, 24), 10.0)
+    ranked = metrics.rank_maps(human)
+    model = rng.random((5, 24, 24), dtype=np.float32)
+    assert_matches_scipy(metrics.spearman_ranked(ranked, model), model, human)
+    index = np.array([4, 0, 0, 2])  # rows in any order, repeated
+    model_sub = rng.random((4, 24, 24), dtype=np.float32)
+    assert_matches_scipy(metrics.spearman_ranked(ranked, model_sub, index=index), model_sub, human[index])
+
+
+def test_spearman_ranked_rejects_mismatches(rng):
+    ranked = metrics.rank_maps(rng.random((3, 8, 8)))
+    with pytest.raises(InvalidInputError, match="3 maps but len\\(index\\) is 2"):
+        metrics.spearman_ranked(ranked, rng.random((3, 8, 8)), index=[0, 1])
+    with pytest.raises(InvalidInputError, match="index"):
+        metrics.spearman_ranked(ranked, rng.random((1, 8, 8)), index=[3])
+    with pytest.raises(InvalidInputError, match="shape"):
+        metrics.spearman_ranked(ranked, rng.random((3, 8, 9)))
+    with pytest.raises(InvalidInputError, match="number of ranked maps"):
+        metrics.spearman_ranked(ranked, rng.random((2, 8, 8)))
+
+
+@pytest.mark.torch
+def test_torch_path_matches_scipy(rng):
+    """The CUDA path's code, run on the CPU (it is device-agnostic)."""
+    torch = pytest.importorskip("torch")
+    from benchmark import ranking
+
+    human = quantised(rng, (4, 16, 16), 2.0)
+    human[3] = 1.0
+    model = quantised(rng, (4, 16, 16), 1.0)
+    model[1] = rng.random((16, 16))
+    model[2, 0, 0] = np.nan
+    ranked = metrics.rank_maps(human)
+    got = ranking._spearman_ranked_torch(ranked, torch.from_numpy(model), None)
+    assert_matches_scipy(got, model, human)
+    ra, ua = ranking._torch_ranks(ranking._torch_rows(torch.from_numpy(model), "a"))
+    rb, ub = ranking._torch_ranks(ranking._torch_rows(torch.from_numpy(human), "b"))
+    assert_matches_scipy(ranking._torch_pearson(ra, rb, ua | ub), model, human)
+    # CPU tensors take the numpy path
+    assert_matches_scipy(metrics.spearman(torch.from_numpy(model), torch.from_numpy(human)), model, human)
+
+
+def test_importing_metrics_loads_no_framework():
+    code = "import sys, benchmark.metrics; print('torch' in sys.modules, 'tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+# --- Dice / IoU ---------------------------------------------------------------------------------
+
+def loop_dice_iou(a: np.ndarray, b: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's per-map code, one map at a time."""
+    dices, ious = [], []
+    for x, y in zip(a, b):
+        mx = x > np.percentile(x, 100 - p)
+        my = y > np.percentile(y, 100 - p)
+        inter = np.logical_and(mx, my).sum()
+        dices.append(2 * inter / (mx.sum() + my.sum() + 1e-9))
+        ious.append(inter / (np.logical_or(mx, my).sum() + 1e-9))
+    return np.array(dices), np.array(ious)
+
+
+@pytest.mark.parametrize("p", [10, 25.5, 100])
+def test_dice_iou_match_plain_loop(rng, p):
+    a = rng.random((6, 30, 30), dtype=np.float32)
+    b = quantised(rng, (6, 30, 30), 2.0)
+    a[1] = b[1]  # identical -> 1
+    a[2] = 7.0  # constant -> empty mask
+    want_dice, want_iou = loop_dice_iou(a, b, p)
+    got_dice, got_iou = metrics.dice(a, b, percentile=p), metrics.iou(a, b, percentile=p)
+    np.testing.assert_allclose(got_dice, want_dice, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got_iou, want_iou, rtol=0, atol=1e-12)
+    assert got_dice[2] == 0.0 and got_iou[2] == 0.0
+    if b[1].max() > np.percentile(b[1], 100 - p):  # non-empty mask
+        assert got_dice[1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_dice_iou_validation_and_nan(rng):
+    a, b = rng.random((2, 8, 8)), rng.random((2, 8, 8))
+    a[0, 0, 0] = np.nan
+    assert np.isnan(metrics.dice(a, b)[0]) and not np.isnan(metrics.dice(a, b)[1])
+    assert np.isnan(metrics.iou(a, b)[0])
+    for bad in (0, -5, 101):
+        with pytest.raises(InvalidInputError, match="percentile"):
+            metrics.dice(a, b, percentile=bad)
+    with pytest.raises(InvalidInputError, match="differ in shape"):
+        metrics.iou(a, b[:1])

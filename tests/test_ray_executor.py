@@ -1,0 +1,34 @@
+"""`--executor ray` on a local Ray cluster writes the same records as the local executor."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark import records, runner
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def test_ray_and_local_executors_write_the_same_scores(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray", reason="Ray is part of the [ray] extra that CI installs")
+    from benchmark.datasets.synthetic import write_clickme_shards
+
+    write_clickme_shards(tmp_path / "ray-set", 10, n_shards=3, seed=3)
+    common = dict(dataset=str(tmp_path / "ray-set"), models=["tv_resnet18"], batch_size=4, device="cpu",
+                  weights="random", progress=False)
+    local = runner.run(runner.RunConfig(results_dir=tmp_path / "local", **common))
+    assert local.outcomes[0].status == "ok", local.outcomes[0].error
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"ALIGNBENCH_CACHE": str(tmp_path / "cache")}})
+    try:
+        remote = runner.run(runner.RunConfig(results_dir=tmp_path / "ray", executor="ray", **common))
+    finally:
+        ray.shutdown()
+    assert remote.outcomes[0].status == "ok", remote.outcomes[0].error
+    a = records.read_scores(tmp_path / "local" / "ray-set" / "tv_resnet18+random.scores.csv")
+    b = records.read_scores(tmp_path / "ray" / "ray-set" / "tv_resnet18+random.scores.csv")
+    assert list(a["image_id"]) == list(b["image_id"]) and len(a["image_id"]) == 10
+    np.testing.assert_allclose(a["spearman"], b["spearman"], atol=1e-6)
+    ra, rb = local.outcomes[0].record, remote.outcomes[0].record
+    assert ra["spearman_mean"] == pytest.approx(rb["spearman_mean"], abs=1e-6)
+    assert ra["weights_sha256"] == rb["weights_sha256"]
