@@ -13,6 +13,25 @@ from model_zoo.errors import InvalidInputError
 
 _FACTORIES: dict[str, Callable[..., Any]] = {}
 
+# Built-in datasets of other kinds, imported only when asked for (no import-time cost or side effect):
+# name -> "module:factory"; factory(download=..., mirror=...) returns the dataset object.
+_BUILTIN: dict[str, str] = {
+    "clicktionary": "benchmark.datasets.clicktionary:clicktionary_dataset",
+    "psychophysics": "benchmark.psychophysics.task:psychophysics_dataset",
+    "it-arcaro2020": "benchmark.neural.task:neural_dataset",
+}
+
+
+def _factory(name: str) -> Callable[..., Any] | None:
+    if name in _FACTORIES:
+        return _FACTORIES[name]
+    if name in _BUILTIN:
+        import importlib
+
+        module, attr = _BUILTIN[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+    return None
+
 
 def register_dataset(name: str, factory: Callable[..., Any]) -> None:
     """Add a named dataset of another kind (e.g. Clicktionary): ``factory(download=..., mirror=...)``
@@ -24,7 +43,7 @@ def register_dataset(name: str, factory: Callable[..., Any]) -> None:
 
 def list_datasets() -> list[str]:
     """The named datasets (``clickme-val`` = the paper's 17 validation shards, ...)."""
-    return list(load_sources()["datasets"]) + sorted(_FACTORIES)
+    return list(load_sources()["datasets"]) + sorted(set(_FACTORIES) | set(_BUILTIN))
 
 
 def get_dataset(name_or_path: str, *, download: bool = True, mirror: str | None = None) -> ClickMeDataset:
@@ -38,8 +57,9 @@ def get_dataset(name_or_path: str, *, download: bool = True, mirror: str | None 
         shards = split_shards(spec["split"], include_outside_paper_loader=spec["include_outside_paper_loader"])
         return ClickMeDataset(name_or_path, fetch=lambda: fetch_shards(shards, mirror=mirror, download=download),
                               description=spec.get("description", ""))
-    if name_or_path in _FACTORIES:
-        return _FACTORIES[name_or_path](download=download, mirror=mirror)
+    factory = _factory(name_or_path)
+    if factory is not None:
+        return factory(download=download, mirror=mirror)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         files = sorted(path.glob("*.tfrecords"), key=natural_key)
