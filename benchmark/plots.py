@@ -54,24 +54,44 @@ def pareto_front(points: Sequence[Point]) -> list[Point]:
     return sorted(front, key=lambda q: q.top1)
 
 
-def measured_points(results_dir: str | Path, dataset: str) -> tuple[list[Point], list[str]]:
+ACCURACY_CHOICES = ("auto", "published", "measured")
+
+
+def measured_points(results_dir: str | Path, dataset: str, accuracy: str = "auto"
+                    ) -> tuple[list[Point], list[str], str]:
+    """Plottable records of ``dataset`` and notes on the skipped ones, with the accuracy axis used.
+
+    ``accuracy``: ``published`` = the ImageNet top-1 published for the weights; ``measured`` = the
+    fraction of this dataset's images classified correctly (``top1_measured``); ``auto`` = published
+    when any ok record has one, else measured (random-weight controls and users' own weights have
+    no published top-1: on a published axis they are skipped with a note). Never mixed on one axis.
+    """
+    if accuracy not in ACCURACY_CHOICES:
+        raise InvalidInputError(f"accuracy={accuracy!r}: expected one of {ACCURACY_CHOICES}")
     loaded = records.load_results(results_dir, dataset)
-    points, notes = [], list(loaded.problems)
-    for r in loaded.records:
-        if r.get("status") != "ok":
-            continue
-        top1 = r.get("top1_published")
+    notes = list(loaded.problems)
+    ok = [r for r in loaded.records if r.get("status") == "ok"]
+    if accuracy == "auto":
+        published = not ok or any(isinstance(r.get("top1_published"), (int, float)) for r in ok)
+        accuracy = "published" if published else "measured"
+    key = "top1_published" if accuracy == "published" else "top1_measured"
+    points = []
+    for r in ok:
+        top1 = r.get(key)
         if r.get("alignment") is None:
             notes.append(f"{r['model']}: no alignment (dataset has no ceiling); not plotted")
             continue
         if not isinstance(top1, (int, float)):
-            notes.append(f"{r['model']}: no published ImageNet top-1; not plotted")
+            what = "published ImageNet top-1" if accuracy == "published" else "measured accuracy"
+            notes.append(f"{r['model']}: no {what}; not plotted")
             continue
+        scale = _scale(r)
         points.append(Point(model=r["model"], label=r.get("display_name") or r["model"], family=r.get("family"),
-                            top1=float(top1), alignment=100 * r["alignment"],
-                            sd=100 * r["alignment_sd"] if r.get("alignment_sd") is not None else None,
+                            top1=float(top1) * (1 if accuracy == "published" else 100),
+                            alignment=scale * r["alignment"],
+                            sd=scale * r["alignment_sd"] if r.get("alignment_sd") is not None else None,
                             harmonized=bool(r.get("harmonized")), base_model=r.get("base_model")))
-    return points, notes
+    return points, notes, accuracy
 
 
 def published_points(results_dir: str | Path, dataset: str) -> list[Point]:
@@ -98,24 +118,32 @@ def published_points(results_dir: str | Path, dataset: str) -> list[Point]:
 
 def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None = None, *,
                 formats: Sequence[str] = ("png", "svg", "pdf"), with_published: bool = False,
-                label_top: int = 3) -> tuple[list[Path], list[str]]:
+                label_top: int = 3, accuracy: str = "auto") -> tuple[list[Path], list[str]]:
     """Draw accuracy (x) vs alignment (y) for ``dataset``; returns the files written and notes
-    (skipped records, models without top-1)."""
+    (skipped records, models without the chosen accuracy). ``accuracy``: see :func:`measured_points`;
+    the paper's published points are drawn only on the published-ImageNet-top-1 axis."""
+    if _is_neural(results_dir, dataset):  # IT predictivity: one subplot per recording panel
+        from benchmark.neural.plots import plot_pareto_neural
+
+        return plot_pareto_neural(results_dir, dataset, output, formats=formats)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points, notes = measured_points(results_dir, dataset)
+    points, notes, accuracy = measured_points(results_dir, dataset, accuracy)
     published = published_points(results_dir, dataset) if with_published else []
+    if published and accuracy != "published":
+        notes.append("published points not drawn: the x axis is accuracy measured on this dataset, "
+                     "not published ImageNet top-1 (use --accuracy published)")
+        published = []
     if not points and not published:
         raise InvalidInputError(f"no plottable results for dataset {dataset!r} in {results_dir} "
                                 "(run `alignbench run` first, or pass --with-published)")
     fig, ax = plt.subplots(figsize=(8, 6), dpi=150)
     _draw_front(ax, [p for p in points if not p.harmonized])
-    baseline = _baseline(results_dir, dataset)
-    if baseline is not None:
-        ax.axhline(baseline, color="black", ls="--", lw=1, label=f"Center-bias baseline ({baseline:.1f}%)")
+    for value, label, style in _baselines(results_dir, dataset):
+        ax.axhline(value, color="black", ls=style, lw=1, label=label)
     seen = set()
     for p in points:
         name, colour = FAMILY_STYLE.get(p.family, FAMILY_STYLE[None])
@@ -135,9 +163,12 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
                         arrowprops={"arrowstyle": "->", "color": FAMILY_STYLE["harmonized"][1], "lw": 1.2})
     for p in _notable(points, label_top):
         ax.annotate(p.label, (p.top1, p.alignment), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set_xlabel("ImageNet top-1 accuracy (%)")
+    ax.set_xlabel("ImageNet top-1 accuracy (%, published)" if accuracy == "published"
+                  else f"Accuracy on the {dataset} images (%, measured)")
     names = {r.get("score_name") for r in records.load_results(results_dir, dataset).records} - {None}
-    ax.set_ylabel(names.pop() if len(names) == 1 else "Human feature alignment (% of human ceiling)")
+    import textwrap
+
+    ax.set_ylabel(textwrap.fill(names.pop(), 48) if len(names) == 1 else "Human feature alignment (% of human ceiling)")
     ax.set_title(f"{dataset}: accuracy vs alignment")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
@@ -152,6 +183,12 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
         written.append(atomic_write_bytes(stem.with_suffix(f".{fmt}"), buf.getvalue()))
     plt.close(fig)
     return written, notes
+
+
+def _is_neural(results_dir: str | Path, dataset: str) -> bool:
+    if dataset == "it-arcaro2020":
+        return True
+    return any(r.get("task") == "neural" for r in records.load_results(results_dir, dataset).records)
 
 
 def _draw_front(ax, points: Sequence[Point]) -> None:
@@ -169,12 +206,28 @@ def _draw_front(ax, points: Sequence[Point]) -> None:
     ax.plot(sx[:-1], sy[:-1], color="grey", lw=0.8, alpha=0.6)
 
 
-def _baseline(results_dir, dataset) -> float | None:
+def _scale(record: dict[str, Any]) -> float:
+    """Plot units: maps alignments are fractions of the ceiling, drawn as percent; the psychophysics
+    score (-log MSE of normalised accuracy curves, Figure 5b) has no ceiling and is drawn as is."""
+    return 1.0 if record.get("task") == "psychophysics" else 100.0
+
+
+def _baselines(results_dir, dataset) -> list[tuple[float, str, str]]:
+    """(y value, legend label, line style) of the dataset's reference lines: the center-bias baseline
+    (maps), or the humans' split-half agreement and a flat curve's score (psychophysics)."""
     loaded = records.load_results(results_dir, dataset, kinds=("baseline",))
+    out = []
     for r in loaded.records:
-        if r.get("model") == "center-bias" and r.get("alignment") is not None:
-            return 100 * r["alignment"]
-    return None
+        if r.get("alignment") is None:
+            continue
+        if r.get("model") == "center-bias":
+            out.append((100 * r["alignment"], f"Center-bias baseline ({100 * r['alignment']:.1f}%)", "--"))
+        elif r.get("model") == "humans" and r.get("task") == "psychophysics":
+            out.append((r["alignment"], f"Humans, split-half of trials ({r['alignment']:.2f})", "--"))
+            if r.get("flat_model_alignment") is not None:
+                flat = r["flat_model_alignment"]
+                out.append((flat, f"Flat curve, ignores the stimulus ({flat:.2f})", ":"))
+    return out
 
 
 def _notable(points: Sequence[Point], k: int) -> list[Point]:

@@ -20,7 +20,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -174,6 +174,25 @@ def write_scores(path: str | Path, scores: Mapping[str, np.ndarray | list]) -> s
             else:
                 row.append(str(v.item() if isinstance(v, np.generic) else v))
         writer.writerow(row)
+    atomic_write_text(path, buf.getvalue())
+    return sha256_file(path)
+
+
+def write_table(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Write a side CSV of another task (header + rows; floats in full precision, NaN/inf empty)
+    atomically; returns its sha256."""
+    header = list(header)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for i, row in enumerate(rows):
+        if len(row) != len(header):
+            raise InvalidInputError(f"{path}: row {i} has {len(row)} values for {len(header)} columns")
+        out = []
+        for v in row:
+            v = v.item() if isinstance(v, np.generic) else v
+            out.append(("" if not math.isfinite(v) else repr(v)) if isinstance(v, float) else v)
+        writer.writerow(out)
     atomic_write_text(path, buf.getvalue())
     return sha256_file(path)
 

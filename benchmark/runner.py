@@ -47,6 +47,7 @@ class RunConfig:
     shard: tuple[int, int] | None = None
     download: bool = True
     progress: bool = True
+    decision_rule: str | None = None  # psychophysics: animal/non-animal read-out (None = the task's default)
 
 
 @dataclass
@@ -222,7 +223,9 @@ def _concat(chunks: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------------- one model
-def _spec_fields(adapter: Any, model_id: str) -> dict[str, Any]:
+def _spec_fields(adapter: Any, model_id: str, weights: str = "pretrained") -> dict[str, Any]:
+    """Catalog fields of the record. The published top-1 belongs to the published weights only: an
+    untrained control or a user's own weights file gets ``top1_published = None``."""
     spec = getattr(adapter, "spec", None)
     fields = {"model": model_id, "display_name": model_id, "family": None, "harmonized": None,
               "framework": getattr(adapter, "framework", None), "top1_published": None}
@@ -231,8 +234,8 @@ def _spec_fields(adapter: Any, model_id: str) -> dict[str, Any]:
             display_name=getattr(spec, "display_name", model_id),
             family=getattr(spec, "family", None),
             harmonized=getattr(spec, "harmonized", None),
-            top1_published=getattr(spec, "top1", None),
-            top1_source=getattr(spec, "top1_source", None),
+            top1_published=getattr(spec, "top1", None) if weights == "pretrained" else None,
+            top1_source=getattr(spec, "top1_source", None) if weights == "pretrained" else None,
             base_model=getattr(spec, "base_model", None),
         )
     return fields
@@ -250,7 +253,7 @@ def build_record(dataset, rid: str, cols: dict[str, np.ndarray], *, adapter: Any
         "task": "maps",
         "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint(),
-        **_spec_fields(adapter, rid),
+        **_spec_fields(adapter, rid, config.weights),
         "model_id": getattr(getattr(adapter, "spec", None), "id", rid.split("+")[0]),
         "weights": config.weights,
         "weights_sha256": getattr(adapter, "weights_sha256", None),
@@ -416,7 +419,7 @@ def run(config: RunConfig, *, dataset=None) -> RunSummary:
 
 def format_summary(summary: RunSummary) -> str:
     """The table printed at the end of a run."""
-    header = ("model", "top-1", "spearman", "alignment", "sd", "dice", "iou", "images", "undef", "seconds", "status")
+    header = ("model", "top-1(pub)", "acc(data)", "spearman", "alignment", "sd", "dice", "iou", "images", "undef", "seconds", "status")
     rows = []
     for o in summary.outcomes:
         r = o.record or {}
@@ -428,8 +431,11 @@ def format_summary(summary: RunSummary) -> str:
             return f"{100 * v:.1f}" if pct else f"{v:.3f}"
 
         top1 = r.get("top1_published")
-        rows.append((o.model, f"{top1:.1f}" if isinstance(top1, (int, float)) else "-", fmt("spearman_mean"),
-                     fmt("alignment", True), fmt("alignment_sd", True), fmt("dice_mean"), fmt("iou_mean"),
+        rows.append((o.model, f"{top1:.1f}" if isinstance(top1, (int, float)) else "-", fmt("top1_measured", True),
+                     fmt("spearman_mean"),
+                     # psychophysics alignment is -log MSE, not a fraction of a ceiling: not shown as %
+                     fmt("alignment", r.get("task") != "psychophysics"),
+                     fmt("alignment_sd", r.get("task") != "psychophysics"), fmt("dice_mean"), fmt("iou_mean"),
                      str(r.get("n_images", "-")), str(r.get("n_undefined", "-")),
                      f"{r.get('seconds', o.seconds) or 0:.1f}",
                      o.status if o.status != "failed" else f"FAILED: {o.error}"))
@@ -438,10 +444,17 @@ def format_summary(summary: RunSummary) -> str:
     lines += ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in rows]
     if summary.ceiling:
         lines.append(f"ceiling: {summary.ceiling['value']:.4f} ({summary.ceiling['source']})")
-    if summary.baseline:
+    if summary.baseline and summary.baseline.get("spearman_mean") is None:  # a task's own reference (humans)
+        b = summary.baseline
+        sd = f" +- {b['alignment_sd']:.3f}" if b.get("alignment_sd") is not None else ""
+        lines.append(f"{b.get('display_name') or b.get('model')}: alignment {b['alignment']:.3f}{sd}"
+                     + (f" ({b['score_name']})" if b.get("score_name") else ""))
+    elif summary.baseline:
         b = summary.baseline
         lines.append(f"center-bias baseline: spearman {b['spearman_mean']:.3f}"
                      + (f", alignment {100 * b['alignment']:.1f}%" if b.get("alignment") is not None else ""))
+    lines.append("top-1(pub): published ImageNet top-1 of these weights (- for random or own weights); "
+                 "acc(data): % of this dataset's images classified correctly; alignment, sd: % of the ceiling")
     if summary.failed:
         lines.append(f"{len(summary.failed)} model(s) failed: " + ", ".join(o.model for o in summary.failed))
     return "\n".join(lines)

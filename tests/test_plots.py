@@ -54,3 +54,20 @@ def test_published_points_are_read_from_results_published(tmp_path):
 def test_nothing_to_plot_is_a_clear_error(tmp_path):
     with pytest.raises(Exception, match="no plottable results"):
         plots.plot_pareto(tmp_path, "toy")
+
+
+def test_random_weight_controls_are_plotted_on_measured_accuracy(tmp_path):
+    folder = tmp_path / "clickme-val"
+    folder.mkdir()
+    for name, acc, align in (("a+random", 0.02, 0.2), ("b+random", 0.5, 0.4)):
+        r = _rec(name, None, align)
+        r["top1_measured"] = acc
+        (folder / f"{name}.json").write_text(json.dumps(r))
+    points, notes, axis = plots.measured_points(tmp_path, "clickme-val")
+    assert axis == "measured" and sorted(p.top1 for p in points) == [2.0, 50.0]
+    _, notes, axis = plots.measured_points(tmp_path, "clickme-val", "published")
+    assert axis == "published" and len([n for n in notes if "no published ImageNet top-1" in n]) == 2
+    (tmp_path / "published").mkdir()
+    (tmp_path / "published" / "clickme.csv").write_text((REPO / "results" / "published" / "clickme.csv").read_text())
+    written, notes = plots.plot_pareto(tmp_path, "clickme-val", tmp_path / "f.png", with_published=True)
+    assert written and any("published points not drawn" in n for n in notes)

@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="png,svg,pdf", help="comma-separated formats when --output has none")
     p.add_argument("--with-published", action="store_true",
                    help="also draw the paper's published points (results/published/), as hollow markers")
+    p.add_argument("--accuracy", choices=("auto", "published", "measured"), default="auto",
+                   help="x axis: published ImageNet top-1 of the weights, or accuracy measured on the dataset's "
+                   "images; auto = published when any model has one (random-weight controls do not)")
     p.set_defaults(handler=handle)
 
 
@@ -25,7 +28,7 @@ def handle(args: argparse.Namespace) -> int:
 
     written, notes = plot_pareto(args.results, args.dataset, args.output,
                                  formats=[f.strip() for f in args.format.split(",") if f.strip()],
-                                 with_published=args.with_published)
+                                 with_published=args.with_published, accuracy=args.accuracy)
     for note in notes:
         print(f"note: {note}")
     for path in written:

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray-address", help="Ray cluster address (default: start or join a local one)")
     p.add_argument("--shard", metavar="k/n", help="run only share k of n of the models (SLURM arrays etc.)")
     p.add_argument("--offline", action="store_true", help="never download; use the cache only")
+    p.add_argument("--decision-rule", choices=["argmax", "summed_probability", "mean_logit"],
+                   help="psychophysics only: animal vs non-animal from the 1000-way output (default argmax, the "
+                   "paper's code; summed_probability: P(animal classes) > 0.5); stored in each record")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=handle)
 
@@ -69,7 +72,7 @@ def handle(args: argparse.Namespace) -> int:
         device=args.device, precision=args.precision, weights=args.weights, limit=args.limit, force=args.force,
         executor=args.executor, ray_address=args.ray_address,
         shard=runner.parse_shard(args.shard) if args.shard else None, download=not args.offline,
-        progress=not args.no_progress)
+        progress=not args.no_progress, decision_rule=args.decision_rule)
     summary = runner.run(config)
     print(runner.format_summary(summary))
     for problem in summary.problems:

@@ -53,6 +53,7 @@ COLUMNS = ("image_id", "label", "image", "map")
 STORAGE_SIZE = 256  # ClickMe's stored size; also the paper's psychophysics stimulus size
 ANIMAL_CLASSES = 398  # ImageNet indices below this are animals (paper-notes §3.4)
 URL_ENV = "ALIGNBENCH_CLICKTIONARY_URL"
+SHA256_ENV = "ALIGNBENCH_CLICKTIONARY_SHA256"  # expected sha256 of the archive at URL_ENV (checked when set)
 MAP_PREPROCESSING = ("clickme", "resize")
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 _MAP_EXTS = (".png", ".npy")
@@ -321,11 +322,17 @@ def fetch_release(*, mirror: str | None = None, download: bool = True, dest_dir:
                   sha256: str | None = None) -> Path:
     """The local release folder. ``mirror``: an archive URL, or a local folder/archive; default
     ``$ALIGNBENCH_CLICKTIONARY_URL``; else the cache folder must already hold the release.
-    Raises :class:`DataUnavailableError` with one message saying where to put the files."""
+
+    The rules are ClickMe's: a release already in the cache is used as is; a download streams into a
+    ``.part`` file, resumes after an interruption, and is only unpacked once its length (and its
+    ``sha256``, default ``$ALIGNBENCH_CLICKTIONARY_SHA256``, when given) checks out; offline mode
+    (``--offline``, ``ALIGNBENCH_OFFLINE=1``) never touches the network. Raises
+    :class:`DataUnavailableError` with one message saying where to put the files."""
     from benchmark.datasets.download import download_file, is_offline
 
     folder = Path(dest_dir) if dest_dir is not None else cache_dir(NAME)
     source = mirror or os.environ.get(URL_ENV) or None
+    sha256 = sha256 or os.environ.get(SHA256_ENV) or None
     if source and "://" not in source:
         local = Path(source).expanduser()
         if local.is_dir():
@@ -348,8 +355,11 @@ def fetch_release(*, mirror: str | None = None, download: bool = True, dest_dir:
     try:
         download_file(source, archive, sha256=sha256)
     except OSError as exc:  # urllib's URLError is an OSError
-        raise DataUnavailableError(f"cannot download the Clicktionary release from {source}: {exc}") from exc
-    return _extract(archive, folder)
+        raise DataUnavailableError(f"cannot download the Clicktionary release from {source} ({exc}): put the "
+                                   f"release in {folder}, or pass a local folder as the mirror") from exc
+    out = _extract(archive, folder)
+    archive.unlink(missing_ok=True)  # the unpacked folder is the cache; keeping both doubles the disk use
+    return out
 
 
 def _extract(archive: Path, folder: Path) -> Path:

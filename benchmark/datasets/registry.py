@@ -49,7 +49,9 @@ def list_datasets() -> list[str]:
 def get_dataset(name_or_path: str, *, download: bool = True, mirror: str | None = None) -> ClickMeDataset:
     """A named dataset (files fetched on first use; ``mirror``: a base URL or a local folder replacing
     the official location; ``download=False``: never touch the network) or a local folder of
-    ``*.tfrecords`` shards / a single shard file. Nothing is read or downloaded here.
+    ``*.tfrecords`` shards / a single shard file, a Clicktionary release folder (``clicktionary.csv``)
+    or a psychophysics stimulus folder (``manifest.csv`` + human responses). Nothing is read or
+    downloaded here.
     """
     named = load_sources()["datasets"]
     if name_or_path in named:
@@ -61,6 +63,14 @@ def get_dataset(name_or_path: str, *, download: bool = True, mirror: str | None 
     if factory is not None:
         return factory(download=download, mirror=mirror)
     path = Path(name_or_path).expanduser()
+    if path.is_dir() and (path / "clicktionary.csv").is_file():  # a folder in the Clicktionary release layout
+        from benchmark.datasets.clicktionary import ClicktionaryDataset
+
+        return ClicktionaryDataset(path, name=path.resolve().name, description=f"Clicktionary release in {path}")
+    if path.is_dir() and (path / "manifest.csv").is_file():  # a psychophysics stimulus folder (+ human responses)
+        from benchmark.psychophysics.task import psychophysics_folder
+
+        return psychophysics_folder(path)
     if path.is_dir():
         files = sorted(path.glob("*.tfrecords"), key=natural_key)
         if not files:

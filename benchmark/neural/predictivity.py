@@ -233,23 +233,39 @@ def split_half_ceiling(trials: np.ndarray, *, n_splits: int = 20, seed: int = 0)
                    per_image, reliability=float(np.nanmean([_median(r) for r in rel])))
 
 
-def inter_channel_ceiling(responses: np.ndarray) -> Ceiling:
+def inter_channel_ceiling(responses: np.ndarray, *, paper_bugs: bool = False) -> Ceiling:
     """The paper's proxy, fixed (module docstring): per image, the largest Pearson r between two
-    different sites' maps, averaged over images. ``responses`` (N, g, g, S), S >= 2."""
+    different sites' maps, averaged over images. ``responses`` (N, g, g, S), S >= 2.
+
+    ``paper_bugs=True`` reproduces the released ``ceiling_score`` for comparison: maps "normalised"
+    as ``x - min / (max - min)`` (operator precedence: a constant shift, which leaves every r as it
+    is) and the last site left out of the pairs (its loops stop one short). Never the default.
+    """
     responses = np.asarray(responses, np.float64)
+    if responses.ndim != 4:
+        raise InvalidInputError(f"responses must be (image, g, g, site), got {responses.shape}")
     n, g, _, s = responses.shape
-    if s < 2:
-        raise InvalidInputError("the inter-channel ceiling needs at least two sites")
+    if s < (3 if paper_bugs else 2):
+        raise InvalidInputError(f"the inter-channel ceiling needs at least {3 if paper_bugs else 2} sites, got {s}")
     per_image = np.full(n, np.nan)
     for i in range(n):
         maps = responses[i].reshape(-1, s)
-        keep = maps.std(0) > 0
+        if paper_bugs:
+            lo, hi = maps.min(0), maps.max(0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                maps = maps - lo / (hi - lo)  # sic: the released code's precedence
+            maps = maps[:, : s - 1]
+        keep = np.isfinite(maps).all(0) & (maps.std(0) > 0)
         if keep.sum() < 2:
             continue
         with np.errstate(invalid="ignore"):
             c = np.corrcoef(maps[:, keep].T)
         np.fill_diagonal(c, -np.inf)
         per_image[i] = float(np.max(c))
+    if paper_bugs:
+        return Ceiling(float(np.nanmean(per_image)), "inter-channel-paper-BUGGY",
+                       "the released ceiling_score with its bugs (last site skipped; precedence slip): "
+                       "comparison only", per_image)
     return Ceiling(float(np.nanmean(per_image)), "inter-channel",
                    "proxy (no single trials): per image, the highest correlation between two different "
                    "sites' maps, mean over images (the 2023 paper's ceiling_score, with its bugs fixed)",
@@ -327,6 +343,18 @@ def spatial_map_scores(predictions: np.ndarray, responses: np.ndarray) -> tuple[
 
 
 # ----------------------------------------------------------------------------- one panel
+def _single_thread_blas() -> Any:
+    """One BLAS thread for the many small fits: multi-threaded OpenBLAS on matrices this small is
+    slower, and 20x slower on a busy machine (measured: 1000 eigh of 40x40, 8 s vs 0.4 s)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn brings threadpoolctl; without it, run as configured
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 @dataclass
 class PanelResult:
     panel: str
@@ -340,6 +368,7 @@ class PanelResult:
     spatial_rho_coarse: float
     layer_intervals: list[Interval]
     meta: dict[str, Any]
+    spatial_per_image: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))  # (full, coarse) per image
 
     @property
     def chosen_layers(self) -> list[str]:
@@ -384,8 +413,9 @@ def score_panel(responses: np.ndarray, layer_features: Mapping[str, np.ndarray],
     if not layer_features:
         raise InvalidInputError(f"{panel}: no layers to score")
     responses = np.asarray(responses, np.float64)
-    layers = [score_layer(f, responses, layer=name, n_components=n_components, normalize=normalize,
-                          engine=engine) for name, f in layer_features.items()]
+    with _single_thread_blas():
+        layers = [score_layer(f, responses, layer=name, n_components=n_components, normalize=normalize,
+                              engine=engine) for name, f in layer_features.items()]
     chosen = choose_layers(layers)
     n = responses.shape[0]
     heldout_folds = np.array([layers[k].fold_scores[i] for i, k in enumerate(chosen)])
@@ -399,4 +429,4 @@ def score_panel(responses: np.ndarray, layer_features: Mapping[str, np.ndarray],
                        intervals[best], layers[best].layer, ceiling_for(responses, trials, seed=seed),
                        float(np.nanmean(spatial)) if np.isfinite(spatial).any() else float("nan"),
                        float(np.nanmean(spatial_coarse)) if np.isfinite(spatial_coarse).any() else float("nan"),
-                       intervals, meta)
+                       intervals, meta, (spatial, spatial_coarse))

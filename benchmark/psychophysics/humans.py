@@ -24,6 +24,7 @@ from model_zoo.errors import DataUnavailableError, InvalidInputError
 from model_zoo.fileio import atomic_write_bytes, cache_dir
 
 HUMAN_FILE = "data_for_zahra.npz"
+URL_ENV = "ALIGNBENCH_PSYCHOPHYSICS_URL"  # default mirror: a base URL, a local folder or the .npz itself
 BASE_URL = "https://storage.googleapis.com/serrelab/prj_harmonization/dataset/psychophysics/clicktionary/"
 FULL_REVELATION = 200
 REQUIRED_COLUMNS = ("Revelation", "correct")
@@ -108,9 +109,13 @@ def split_half_curves(frame: Any, rng: np.random.Generator) -> tuple[np.ndarray,
 
 def fetch_human_data(*, mirror: str | None = None, download: bool = True, dest_dir: str | Path | None = None) -> Path:
     """Local path of ``data_for_zahra.npz``: the cache, a local ``mirror`` folder/file, or a download
-    from ``mirror`` (a base URL) or the paper's bucket."""
+    from ``mirror`` (a base URL) or the paper's bucket. ``mirror`` defaults to ``$ALIGNBENCH_PSYCHOPHYSICS_URL``.
+    Raises :class:`DataUnavailableError` (one line: where to put the file, where it comes from)."""
+    import os
+
     from benchmark.datasets.download import download_file, is_offline
 
+    mirror = mirror or os.environ.get(URL_ENV) or None
     if mirror and "://" not in mirror:
         local = Path(mirror).expanduser()
         local = local / HUMAN_FILE if local.is_dir() else local
@@ -125,12 +130,14 @@ def fetch_human_data(*, mirror: str | None = None, download: bool = True, dest_d
     if not download or is_offline():
         why = "downloads are off" if not download else "offline mode"
         raise DataUnavailableError(f"human psychophysics responses ({HUMAN_FILE}) are not in {folder} and cannot be "
-                                   f"downloaded ({why}): put the file there (it comes from {url}), or pass a mirror.")
+                                   f"downloaded ({why}): put the file there (it comes from {url}), or set {URL_ENV} to a folder or URL "
+                                   "holding it.")
     try:
         return download_file(url, path)
     except OSError as exc:
         raise DataUnavailableError(f"human psychophysics responses ({HUMAN_FILE}) are not in {folder} and the "
-                                   f"download from {url} failed ({exc}): put the file there, or pass a mirror.") from exc
+                                   f"download from {url} failed ({exc}): put the file there, or set {URL_ENV} to a folder or URL "
+                                   "holding it.") from exc
 
 
 def write_synthetic_responses(path: str | Path, accuracy: Sequence[float], *, revelations: Sequence[float],

@@ -275,13 +275,15 @@ def _write_scores(path: Path, columns: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- sources and the named dataset
 
-def clicktionary_source(source: str = "clicktionary", *, download: bool = True, mirror: str | None = None,
+def clicktionary_source(source: Any = "clicktionary", *, download: bool = True, mirror: str | None = None,
                         limit: int | None = None) -> tuple[Any, dict[str, Any]]:
     """(iterable of (image_id, label, image (256,256,3), map (256,256)), info) from the named
-    Clicktionary dataset or a Clicktionary-format release FOLDER."""
+    Clicktionary dataset, a Clicktionary-format release FOLDER, or a ``ClicktionaryDataset``."""
     from benchmark.datasets import clicktionary as ct
 
-    if source == "clicktionary":
+    if isinstance(source, ct.ClicktionaryDataset):
+        ds = source
+    elif source == "clicktionary":
         ds = ct.clicktionary_dataset(download=download, mirror=mirror)
     elif Path(source).is_dir():
         ds = ct.ClicktionaryDataset(Path(source), name=Path(source).resolve().name)
@@ -291,7 +293,7 @@ def clicktionary_source(source: str = "clicktionary", *, download: bool = True, 
     return items, {"dataset": ds.name, "fingerprint": ds.fingerprint(), "synthetic": ds.synthetic}
 
 
-def make_stimuli_from(source: str, output: str | Path, *, seed: int, download: bool = True,
+def make_stimuli_from(source: Any, output: str | Path, *, seed: int, download: bool = True,
                       mirror: str | None = None, limit: int | None = None) -> Path:
     """``alignbench psychophysics make-stimuli``: stimuli of a Clicktionary source into ``output``."""
     items, info = clicktionary_source(source, download=download, mirror=mirror, limit=limit)
@@ -302,19 +304,34 @@ def psychophysics_dataset(*, download: bool = True, mirror: str | None = None, s
                           human_data: str | Path | None = None, rule: str = decisions.DEFAULT_RULE,
                           seed: int = DEFAULT_SEED) -> PsychophysicsTask:
     """The named dataset ``psychophysics``. Stimuli: ``stimuli_dir``, else generated once (seed 0)
-    from the Clicktionary release into ``cache_dir("psychophysics", "stimuli-seed<seed>")``. Human
-    responses: ``human_data``, else ``data_for_zahra.npz`` fetched from ``mirror`` or the paper's bucket."""
+    from the Clicktionary release into ``cache_dir("psychophysics", "stimuli-seed<seed>-<release>")``
+    (keyed by the release's fingerprint, so a changed release never reuses stale stimuli). Human
+    responses: ``human_data``, else ``data_for_zahra.npz`` from the cache, ``mirror``,
+    ``$ALIGNBENCH_PSYCHOPHYSICS_URL`` or the paper's bucket. Nothing is read before first use."""
 
     def ensure_stimuli() -> Path:
         if stimuli_dir is not None:
             return Path(stimuli_dir)
-        folder = cache_dir(NAME, f"stimuli-seed{seed}")
+        from benchmark.datasets import clicktionary as ct
+
+        release = ct.clicktionary_dataset(download=download)
+        folder = cache_dir(NAME, f"stimuli-seed{seed}-{release.fingerprint().split(':')[-1][:16]}")
         if not (folder / stimuli.MANIFEST_CSV).is_file():
-            log.info("generating psychophysics stimuli (seed %d) into %s", seed, folder)
-            make_stimuli_from("clicktionary", folder, seed=seed, download=download)
+            log.warning("generating the psychophysics stimuli (seed %d) from %s into %s", seed, release.root, folder)
+            make_stimuli_from(release, folder, seed=seed, download=download)
         return folder
 
     def ensure_humans() -> Path:
         return Path(human_data) if human_data is not None else humans.fetch_human_data(mirror=mirror, download=download)
 
     return PsychophysicsTask(stimuli=ensure_stimuli, human_data=ensure_humans, rule=rule, seed=seed)
+
+
+def psychophysics_folder(folder: str | Path, *, rule: str = decisions.DEFAULT_RULE) -> PsychophysicsTask:
+    """``alignbench run --dataset FOLDER`` for a stimulus folder (``manifest.csv`` from ``make-stimuli``):
+    human responses from ``FOLDER/data_for_zahra.npz`` when present, else as for the named dataset.
+    Records go to ``results/<folder name>/``."""
+    folder = Path(folder)
+    local = folder / humans.HUMAN_FILE
+    return PsychophysicsTask(stimuli=folder, name=folder.resolve().name, rule=rule,
+                             human_data=local if local.is_file() else (lambda: humans.fetch_human_data()))
