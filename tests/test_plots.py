@@ -61,7 +61,7 @@ def test_random_weight_controls_are_plotted_on_measured_accuracy(tmp_path):
     folder.mkdir()
     for name, acc, align in (("a+random", 0.02, 0.2), ("b+random", 0.5, 0.4)):
         r = _rec(name, None, align)
-        r["top1_measured"] = acc
+        r["top1_measured"], r["dataset"] = acc, "clickme-val"
         (folder / f"{name}.json").write_text(json.dumps(r))
     points, notes, axis = plots.measured_points(tmp_path, "clickme-val")
     assert axis == "measured" and sorted(p.top1 for p in points) == [2.0, 50.0]
