@@ -93,7 +93,14 @@ def select_shard(items: Sequence[str], shard: tuple[int, int] | None) -> list[st
 
 
 def record_id(model_id: str, weights: str) -> str:
-    """Name of a model's record: the model id, tagged when the weights are not the default ones."""
+    """Name of a model's record: the model id, tagged when the weights are not the default ones.
+    An exported model folder (``alignbench train`` output) is named by the id in its manifest."""
+    from model_zoo.api import MODEL_FOLDER_FILE
+
+    if (Path(model_id) / MODEL_FOLDER_FILE).is_file():
+        from model_zoo.api import read_model_folder
+
+        model_id = read_model_folder(model_id)[0].id
     if weights == "pretrained":
         return model_id
     if weights == "random":
@@ -433,9 +440,10 @@ def format_summary(summary: RunSummary) -> str:
         top1 = r.get("top1_published")
         rows.append((o.model, f"{top1:.1f}" if isinstance(top1, (int, float)) else "-", fmt("top1_measured", True),
                      fmt("spearman_mean"),
-                     # psychophysics alignment is -log MSE, not a fraction of a ceiling: not shown as %
-                     fmt("alignment", r.get("task") != "psychophysics"),
-                     fmt("alignment_sd", r.get("task") != "psychophysics"), fmt("dice_mean"), fmt("iou_mean"),
+                     # psychophysics alignment is -log MSE and neural predictivity a raw Pearson r,
+                     # not fractions of a ceiling: not shown as %
+                     fmt("alignment", r.get("task") not in ("psychophysics", "neural")),
+                     fmt("alignment_sd", r.get("task") not in ("psychophysics", "neural")), fmt("dice_mean"), fmt("iou_mean"),
                      str(r.get("n_images", "-")), str(r.get("n_undefined", "-")),
                      f"{r.get('seconds', o.seconds) or 0:.1f}",
                      o.status if o.status != "failed" else f"FAILED: {o.error}"))

@@ -15,11 +15,14 @@ Torch and TensorFlow are imported inside the functions only.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
+import hashlib
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from leaderboard.bundle import SOURCE_KINDS, read_json
 from leaderboard.sandbox import Limits, build_plugin
@@ -229,6 +232,34 @@ def model_from_export(folder: str | Path) -> tuple[Any, Preprocess | None, str, 
     return model, pre, "torch", sha256_file(path)
 
 
+@contextlib.contextmanager
+def seeded_torch(name: str) -> Iterator[None]:
+    """Torch's global RNG seeded from ``name`` inside the block (CPU state restored afterwards)."""
+    from model_zoo.frameworks import import_torch
+
+    torch = import_torch()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(zlib.crc32(name.encode("utf-8")) % (2**31))
+        yield
+
+
+def state_dict_sha256(model: Any) -> str:
+    """sha256 over a torch model's state dict (sorted names, dtypes, shapes and raw bytes): the
+    identity of weights that exist only in memory (seeded random ones)."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode("utf-8"))
+        digest.update(t.reshape(-1).view(torch_uint8()).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def torch_uint8() -> Any:
+    from model_zoo.frameworks import import_torch
+
+    return import_torch().uint8
+
+
 # ----------------------------------------------------------------------------------- adapters
 def load_adapter(source: ModelSource, spec: SubmittedSpec, *, device: str = "cpu", precision: str = "float32",
                  export_dir: str | Path | None = None, limits: Limits = Limits()) -> Any:
@@ -251,7 +282,14 @@ def load_adapter(source: ModelSource, spec: SubmittedSpec, *, device: str = "cpu
         request = WeightsRequest("file", Path(source.path)) if source.kind == "weights" else WeightsRequest(source.weights)
         cat_spec = ModelSpec(id=spec.id, display_name=spec.display_name, family=spec.family or "", framework="torch",
                              source="timm", source_id=source.name, builder="timm")
-        built = timm_models.build(cat_spec, request)
+        if request.random:
+            # seeded by the architecture name: the submitter's run and the maintainers' verify build the
+            # same untrained weights, and their digest identifies them like a file's sha256 would
+            with seeded_torch(source.name):
+                built = timm_models.build(cat_spec, request)
+            built.weights_sha256 = state_dict_sha256(built.model)
+        else:
+            built = timm_models.build(cat_spec, request)
         model, framework, sha = built.model, "torch", built.weights_sha256
         pre = timm_preprocess(model)
     if source.preprocess_given:

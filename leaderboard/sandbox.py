@@ -147,7 +147,7 @@ def _check_outcome(plugin: Path, returncode: int, export: Path, output: str, lim
         return
     if isinstance(result, dict) and result.get("error"):
         error = str(result["error"])
-        if error.startswith("MemoryError"):
+        if "MemoryError: the plugin ran out of memory" in error:
             raise SandboxError(f"plugin {plugin.name}: exceeded the memory limit of {limits.memory_mb} MiB "
                                f"({error}){log}")
         raise SandboxError(f"plugin {plugin.name}: {error}{log}")

@@ -161,6 +161,8 @@ def instructions(folder: Path, doc: dict[str, Any], outcomes: Sequence[runner.Mo
     sha = doc["model"].get("weights_sha256")
     if src["kind"] == "timm" and src.get("weights") == "pretrained":
         weights = f"the public timm weights of {src['architecture']} (sha256 {sha or 'unknown'})"
+    elif src["kind"] == "timm":
+        weights = f"timm {src['architecture']} with seeded random weights (rebuilt identically; digest {sha})"
     elif (folder / MODEL_DIR / "weights.safetensors").exists() or (folder / MODEL_DIR / "model.keras").exists():
         weights = "the weights in model/ of the bundle"
     elif src["kind"] == "plugin":

@@ -40,6 +40,7 @@ CATALOG_BUILDERS = {
     "clip_zeroshot": "clip_zeroshot",
     "harmonized": "harmonized",
     "vit_keras": "vit_keras",
+    "demo_cnn": "demo_cnn",  # the small CNN `alignbench demo` trains (exported folders only)
 }
 
 UserBuilder = Callable[[bool, "Path | None"], Any]

@@ -6,6 +6,9 @@
 * Where from: each source library's own cache and hub code (timm / Hugging Face hub, torchvision's
   ``load_state_dict_from_url``, ``keras.applications``, open_clip); plain checkpoint URLs go to
   ``cache_dir("weights")`` through :func:`fetch_url`.
+* Mirror: ``ALIGNBENCH_WEIGHTS_MIRROR=URL`` fetches every checkpoint URL's file from ``URL/<file name>``
+  instead (an institute mirror, or a loopback server in tests); the cache path stays keyed on the
+  official URL, so a file fetched from a mirror is found later without it.
 * Offline: ``ALIGNBENCH_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) forbids downloads. A file that is neither
   cached nor downloadable raises one :class:`WeightsUnavailableError` naming the model, the URL and the
   local path to put the file at (or ``weights=PATH``).
@@ -25,6 +28,7 @@ from model_zoo.errors import InvalidInputError, WeightsUnavailableError
 from model_zoo.fileio import cache_dir, sha256_file
 
 OFFLINE_ENV = "ALIGNBENCH_OFFLINE"
+MIRROR_ENV = "ALIGNBENCH_WEIGHTS_MIRROR"
 _TRUE = {"1", "true", "yes", "on"}
 
 # robustness-library checkpoints also carry the attacker's copy of the model and a normaliser module;
@@ -91,8 +95,18 @@ def url_cache_path(url: str) -> Path:
     return cache_dir("weights", re.sub(r"[^A-Za-z0-9._-]", "_", parsed.netloc or "local"), name)
 
 
+def mirrored(url: str) -> str:
+    """``url`` as fetched: ``$ALIGNBENCH_WEIGHTS_MIRROR/<file name of url>`` when the mirror is set."""
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    if not mirror:
+        return url
+    return f"{mirror.rstrip('/')}/{urllib.parse.quote(url_cache_path(url).name)}"
+
+
 def fetch_url(url: str, *, model_id: str, sha256: str | None = None) -> Path:
     """Return the cached file for ``url``, downloading it first (atomically) when allowed.
+
+    The download comes from :func:`mirrored` ``(url)``; the cache path is :func:`url_cache_path` ``(url)``.
 
     Verifies ``sha256`` when given (a mismatch deletes nothing that was there before: a fresh download
     is left at ``<path>.bad`` for inspection). Raises :class:`WeightsUnavailableError` when offline or
@@ -102,7 +116,7 @@ def fetch_url(url: str, *, model_id: str, sha256: str | None = None) -> Path:
     if not path.is_file():
         if offline():
             raise unavailable(model_id, url, path, f"offline mode ({OFFLINE_ENV}/HF_HUB_OFFLINE) and not in the cache")
-        _download(url, path, model_id)
+        _download(mirrored(url), path, model_id)
     if sha256:
         got = sha256_file(path)
         if got != sha256.lower():

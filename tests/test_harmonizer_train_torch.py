@@ -56,8 +56,7 @@ def cfg(**kw) -> TrainConfig:
 
 def test_harmonization_term_falls(tmp_path):
     data = generated_batches()
-    res = trainer_torch.train(cfg(epochs=5, lambda_harmonization=5.0), data, tmp_path, model=tiny_model(), arch=ARCH,
-                              export=False)
+    res = trainer_torch.train(tiny_model(), data, cfg(epochs=5, lambda_harmonization=5.0), tmp_path, arch=ARCH, export=False)
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == list(range(1, 21))
     first = np.mean([float(r["harmonization"]) for r in rows[:4]])
@@ -67,8 +66,7 @@ def test_harmonization_term_falls(tmp_path):
 
 
 def test_baseline_has_no_harmonization_term(tmp_path):
-    trainer_torch.train(cfg(epochs=1, harmonize=False), generated_batches(), tmp_path, model=tiny_model(),
-                        arch=ARCH, export=False)
+    trainer_torch.train(tiny_model(), generated_batches(), cfg(epochs=1, harmonize=False), tmp_path, arch=ARCH, export=False)
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert all(float(r["harmonization"]) == 0 for r in rows) and float(rows[0]["cross_entropy"]) > 0
 
@@ -81,17 +79,16 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path):
     config = cfg(epochs=2, checkpoint_every=2, mixup_alpha=1.0, mixup_prob=0.5, warmup_epochs=1)
     data = generated_batches()
     full = tiny_model()
-    trainer_torch.train(config, data, tmp_path / "a", model=full, arch=ARCH, export=False)
+    trainer_torch.train(full, data, config, tmp_path / "a", arch=ARCH, export=False)
 
     def crash_at_5(step, _):
         if step == 5:  # last checkpoint: step 4; steps 5 is lost and redone
             raise Crash
 
     with pytest.raises(Crash):
-        trainer_torch.train(config, data, tmp_path / "b", model=tiny_model(), arch=ARCH, export=False,
-                            on_step=crash_at_5)
+        trainer_torch.train(tiny_model(), data, config, tmp_path / "b", arch=ARCH, export=False, on_step=crash_at_5)
     resumed = tiny_model(seed=123)  # the checkpoint, not the init, must decide the result
-    trainer_torch.train(config, data, tmp_path / "b", model=resumed, arch=ARCH, export=False)
+    trainer_torch.train(resumed, data, config, tmp_path / "b", arch=ARCH, export=False)
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "b" / "metrics.csv"))]
@@ -101,10 +98,9 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path):
 def test_resume_refuses_changed_recipe(tmp_path):
     from model_zoo.errors import InvalidInputError
 
-    trainer_torch.train(cfg(epochs=1), generated_batches(), tmp_path, model=tiny_model(), arch=ARCH, export=False)
+    trainer_torch.train(tiny_model(), generated_batches(), cfg(epochs=1), tmp_path, arch=ARCH, export=False)
     with pytest.raises(InvalidInputError, match="batch_size"):
-        trainer_torch.train(cfg(epochs=1, batch_size=16), generated_batches(), tmp_path, model=tiny_model(),
-                            arch=ARCH, export=False)
+        trainer_torch.train(tiny_model(), generated_batches(), cfg(epochs=1, batch_size=16), tmp_path, arch=ARCH, export=False)
 
 
 def test_export_folder_round_trips(tmp_path):
@@ -113,7 +109,7 @@ def test_export_folder_round_trips(tmp_path):
     from model_zoo.fileio import sha256_file
 
     model = tiny_model()
-    res = trainer_torch.train(cfg(epochs=1), generated_batches(), tmp_path, model=model, arch=ARCH)
+    res = trainer_torch.train(model, generated_batches(), cfg(epochs=1), tmp_path, arch=ARCH)
     doc = json.loads((res.export_dir / "alignbench_model.json").read_text())
     assert doc["format"] == "alignbench-model/1" and doc["framework"] == "torch" and doc["harmonized"] is True
     assert doc["family"] == "harmonized" and doc["training"]["steps"] == 4
@@ -131,7 +127,7 @@ def test_bad_batches_are_named(tmp_path):
     bad = generated_batches(1)
     bad[0]["heatmaps"] = bad[0]["heatmaps"][:, :8]
     with pytest.raises(InvalidInputError, match="epoch 0 batch 0: heatmaps shape"):
-        trainer_torch.train(cfg(epochs=1, steps_per_epoch=1), bad, tmp_path, model=tiny_model(), arch=ARCH)
+        trainer_torch.train(tiny_model(), bad, cfg(epochs=1, steps_per_epoch=1), tmp_path, arch=ARCH)
 
 
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
@@ -140,8 +136,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     model = tiny_model()
     data = generated_batches(n_batches=6, batch=4)
-    res = trainer_torch.train(cfg(epochs=1, steps_per_epoch=3, batch_size=8), data, out, model=model, arch=ARCH,
-                              export=False)
+    res = trainer_torch.train(model, data, cfg(epochs=1, steps_per_epoch=3, batch_size=8), out, arch=ARCH, export=False)
     # parameters only: DDP re-broadcasts BN running statistics from rank 0 at each forward, so after
     # the last step each replica still holds its own local statistics
     torch.save({k: v.detach().clone() for k, v in model.named_parameters()}, os.path.join(out, f"rank{rank}.pt"))
@@ -164,3 +159,23 @@ def test_ddp_two_processes_gloo_keep_replicas_identical(tmp_path):
         assert torch.equal(a[k], b[k]), k
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert len(rows) == 3 and all(float(r["harmonization"]) > 0 for r in rows)
+
+
+def test_bf16_autocast_and_mapping_config(tmp_path):
+    """precision='bf16' runs the double backward under CPU autocast; a dict config is the defaults
+    updated by its keys."""
+    config = {k: v for k, v in cfg(epochs=1, steps_per_epoch=2, precision="bf16").to_dict().items()
+              if k in ("model", "epochs", "warmup_epochs", "steps_per_epoch", "batch_size", "lr", "mixup_alpha",
+                       "checkpoint_every", "num_classes", "tensorboard", "precision")}
+    res = trainer_torch.train(tiny_model(), generated_batches(2), config, tmp_path, arch=ARCH, export=False)
+    assert res.steps == 2
+    assert np.isfinite(res.last_metrics["total"]) and res.last_metrics["harmonization"] > 0
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["precision"] == "bf16" and saved["label_smoothing"] == 0.1  # untouched default kept
+
+
+def test_model_argument_is_checked(tmp_path):
+    from model_zoo.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="model must be an nn.Module"):
+        trainer_torch.train(object(), generated_batches(1), cfg(epochs=1, steps_per_epoch=1), tmp_path)

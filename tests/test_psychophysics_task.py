@@ -85,6 +85,8 @@ def test_record_recomputes_from_its_scores_file(setup):
     per_level = frame.groupby("level")["correct"].mean()
     assert np.allclose(per_level.loc[rec["levels"]].to_numpy(), rec["model_accuracy"])
     assert (frame["animal"] == (frame["label"] < 398)).all()
+    full = frame[frame["level"] == stimuli.FULL_LEVEL]
+    assert len(full) == N_IMAGES and np.isclose(rec["top1_measured"], (full["pred"] == full["label"]).mean())
     human = pd.DataFrame(np.load(task.human_path)["data_human"], columns=["Revelation", "correct", "subject"])
     assert np.allclose(human[human.Revelation != 200].groupby("Revelation")["correct"].mean(), rec["human_accuracy"])
     expect = scores.curve_alignment(rec["model_accuracy"], rec["human_accuracy"], n_boot=200, seed=0)

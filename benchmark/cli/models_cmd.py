@@ -8,6 +8,9 @@ import json
 from typing import Any, Sequence
 
 LIST_COLUMNS = ("id", "family", "framework", "source", "input_size", "top1", "in_paper", "display_name")
+LONG_COLUMNS = LIST_COLUMNS + ("source_id", "preprocessing", "top1_source", "licence", "cached")
+TRACKS = ("paper", "harmonized", "registered")
+_CACHED = {True: "yes", False: "no", None: "unknown"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="only harmonized models")
     group.add_argument("--no-harmonized", dest="harmonized", action="store_false", help="exclude harmonized models")
     ls.add_argument("--paper", action="store_true", help="only the paper's 85 compared models (in_paper yes/likely/guess)")
+    ls.add_argument("--track", choices=TRACKS, help="paper: the paper's 85 compared models (= --paper); "
+                    "harmonized: the harmonized models; registered: models added by plugins or register_model")
+    ls.add_argument("--long", action="store_true", help="also source id, preprocessing, top-1 source, licence "
+                    "and whether the weights are cached (imports the source libraries: slower)")
     ls.add_argument("--format", choices=("table", "csv", "json"), default="table")
     ls.set_defaults(handler=_list)
 
@@ -38,20 +45,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=_show)
 
 
-def render_list(specs: Sequence[Any], fmt: str = "table") -> str:
-    """The ``models list`` output for ``specs`` in ``table``, ``csv`` or ``json``."""
-    rows = [{c: getattr(s, c) for c in LIST_COLUMNS} for s in specs]
+def preprocessing_summary(spec: Any) -> str:
+    """One line: input size, resize, normalisation and channel order (what the adapter applies)."""
+    if spec.mean is None:
+        norm = f"x*{spec.scale:.6g}"
+    else:
+        norm = "mean " + "/".join(f"{v:.4g}" for v in spec.mean) + " std " + "/".join(f"{v:.4g}" for v in spec.std)
+    return f"{spec.input_size}px {spec.interpolation}, {norm}, {spec.channel_order}"
+
+
+def render_list(specs: Sequence[Any], fmt: str = "table", *, cached: Sequence[bool | None] | None = None) -> str:
+    """The ``models list`` output for ``specs`` in ``table``, ``csv`` or ``json``; with ``cached``
+    (one flag per spec, from :func:`model_zoo.api.weights_cached`) the long columns are added."""
+    columns = LONG_COLUMNS if cached is not None else LIST_COLUMNS
+    extra = lambda s, i: {"preprocessing": preprocessing_summary(s), "cached": _CACHED[cached[i]]} if cached else {}  # noqa: E731
+    rows = [{c: getattr(s, c, None) for c in columns} | extra(s, i) for i, s in enumerate(specs)]
     if fmt == "json":
-        return json.dumps([s.to_dict() for s in specs], indent=2)
+        docs = [s.to_dict() for s in specs]
+        if cached is not None:
+            for doc, flag in zip(docs, cached):
+                doc["weights_cached"] = flag
+        return json.dumps(docs, indent=2)
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=LIST_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
         return buf.getvalue().rstrip("\n")
-    cells = [[("" if r[c] is None else str(r[c])) for c in LIST_COLUMNS] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(LIST_COLUMNS)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(LIST_COLUMNS, widths)).rstrip()]
+    cells = [[("" if r[c] is None else str(r[c])) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
     lines.append(f"({len(rows)} models)")
     return "\n".join(lines)
@@ -67,11 +90,13 @@ def describe(spec: Any, cached: bool | None) -> dict[str, Any]:
     return {
         "id": spec.id,
         "display name": spec.display_name,
-        "family": spec.family + (" (harmonized)" if spec.harmonized else ""),
+        "family": spec.family,
         "framework": spec.framework,
         "source": f"{spec.source}: {spec.source_id}",
         "builder": spec.builder,
-        "input": f"{spec.input_size}x{spec.input_size}, {spec.interpolation} resize from 224, channels {spec.channel_order}",
+        "input": (f"{spec.input_size}x{spec.input_size}, "
+                  + (f"{spec.interpolation} resize from 224" if spec.input_size != 224 else "no resize")
+                  + f", channels {spec.channel_order}"),
         "normalisation": norm,
         "published top-1": "none published" if spec.top1 is None else f"{spec.top1:g}% ({spec.top1_source})",
         "licence": spec.licence or "not stated",
@@ -84,10 +109,25 @@ def describe(spec: Any, cached: bool | None) -> dict[str, Any]:
 
 def _list(args: argparse.Namespace) -> int:
     from model_zoo import list_models
+    from model_zoo.errors import InvalidInputError
 
-    specs = list_models(family=args.family, source=args.source, framework=args.framework,
-                        harmonized=args.harmonized, paper=True if args.paper else None)
-    print(render_list(specs, args.format))
+    harmonized, paper, source = args.harmonized, True if args.paper else None, args.source
+    if args.track == "paper":
+        paper = True
+    elif args.track == "harmonized":
+        if harmonized is False:
+            raise InvalidInputError("--track harmonized contradicts --no-harmonized")
+        harmonized = True
+    elif args.track == "registered":
+        source = ["registered"] if source is None else [s for s in source if s == "registered"] or ["<none>"]
+    specs = list_models(family=args.family, source=source, framework=args.framework, harmonized=harmonized,
+                        paper=paper)
+    cached = None
+    if args.long:
+        from model_zoo.api import weights_cached
+
+        cached = [weights_cached(s) for s in specs]
+    print(render_list(specs, args.format, cached=cached))
     return 0
 
 

@@ -251,8 +251,10 @@ class ClicktionaryDataset:
 
     def info(self) -> dict[str, Any]:
         items = self.items()
+        # "files" / "records": the keys `alignbench data info` prints for every dataset kind
         return {"name": self.name, "description": self.description, "synthetic": self.synthetic,
-                "root": str(self.root), "images": len(items),
+                "root": str(self.root), "files": [str(self.root / MANIFEST)],
+                "records": len(items) + self.skips.total, "images": len(items),
                 "animals": sum(it.is_animal for it in items), "fingerprint": self.fingerprint(),
                 "has_participant_maps": self.has_participant_maps, "map_preprocessing": self.map_preprocessing,
                 "skips": self.skips.to_dict()}

@@ -74,7 +74,8 @@ def get_dataset(name_or_path: str, *, download: bool = True, mirror: str | None 
     if path.is_dir():
         files = sorted(path.glob("*.tfrecords"), key=natural_key)
         if not files:
-            raise InvalidInputError(f"dataset folder {path} holds no *.tfrecords shards")
+            raise InvalidInputError(f"dataset folder {path} holds no *.tfrecords shards, no clicktionary.csv "
+                                    "(Clicktionary release) and no manifest.csv (psychophysics stimuli)")
         manifest = _manifest(path)
         synthetic = bool(manifest.get("synthetic"))
         description = "synthetic ClickMe-format data (generated)" if synthetic else f"shards in {path}"

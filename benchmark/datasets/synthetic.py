@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -81,13 +81,15 @@ def write_clickme_shards(
     participant_noise: float = 0.5,
     participant_offset_px: float = 6.0,
     jpeg_quality: int = 95,
+    progress: Callable[[int], object] | None = None,
 ) -> list[Path]:
     """Write ``n_images`` synthetic records into ``<out_dir>/<split>-<k>.tfrecords`` (k < n_shards).
 
     Classes are balanced (``i % n_classes``, shuffled) over :func:`class_labels`. ``participant_noise``
     (>= 0) scales each participant's smooth multiplicative noise; ``participant_offset_px`` is the
     standard deviation of their click offset. Also writes ``manifest.json`` (parameters, counts,
-    ``"synthetic": true``). Returns the shard paths in order.
+    ``"synthetic": true``). ``progress(n)`` (optional) is called after each image with n = 1, e.g.
+    a progress bar's ``update``. Returns the shard paths in order.
     """
     if n_images < 1 or n_shards < 1 or n_shards > n_images:
         raise InvalidInputError(f"need 1 <= n_shards <= n_images, got n_images={n_images}, n_shards={n_shards}")
@@ -115,6 +117,8 @@ def write_clickme_shards(
                 int(labels[c]),
                 [encode_jpeg(m[..., None], jpeg_quality) for m in maps],
             ))
+            if progress is not None:
+                progress(1)
         path = write_records(out / f"{split}-{k}.tfrecords", records)
         paths.append(path)
         counts[path.name] = len(records)

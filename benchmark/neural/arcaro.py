@@ -27,6 +27,7 @@ to ``cache_dir("neural", "arcaro2020")``, is resumed with ``Range`` requests, ch
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -118,7 +119,11 @@ def fetch_arcaro2020(root: str | Path | None = None, *, url: str | None = None, 
     if root is not None:
         root = Path(root).expanduser()
         if root.is_file():
-            dest = cache_dir("neural", "arcaro2020", "extracted-" + root.stem)
+            # one extraction per zip file (path, size, mtime): another zip of the same name never
+            # reads a stale extraction
+            st = root.stat()
+            tag = hashlib.sha256(f"{root.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+            dest = cache_dir("neural", "arcaro2020", f"extracted-{root.stem}-{tag}")
             found = _release_root(dest) if dest.exists() else None
             return found or _release_root(_extract(root, _mkparent(dest))) or _not_release(root)
         if root.is_dir():
@@ -169,8 +174,9 @@ def read_mat(path: str | Path) -> tuple[np.ndarray, list[str]]:
         mat = scipy.io.loadmat(path, variable_names=["imageRF", "UniqueNames"])
     except NotImplementedError:  # scipy's signal for a v7.3 (HDF5) file
         return _read_mat_v73(path)
-    except (ValueError, OSError, TypeError) as exc:
-        raise InvalidInputError(f"{path}: not a readable MATLAB file ({exc})") from exc
+    except (ValueError, OSError, TypeError, IndexError, scipy.io.matlab.MatReadError) as exc:
+        # (scipy raises IndexError on a file shorter than a MATLAB header)
+        raise InvalidInputError(f"{path}: not a readable MATLAB file ({type(exc).__name__}: {exc})") from exc
     for key in ("imageRF", "UniqueNames"):
         if key not in mat:
             raise InvalidInputError(f"{path}: variable {key!r} missing")

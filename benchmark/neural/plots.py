@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmark import records
-from benchmark.plots import FAMILY_STYLE, Point, _draw_front
+from benchmark.plots import FAMILY_STYLE, Point, _draw_front, _notable
 from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import atomic_write_bytes
 
@@ -95,6 +95,8 @@ def plot_pareto_neural(results_dir: str | Path, dataset: str, output: str | Path
             if p.harmonized and base is not None:
                 ax.annotate("", xy=(p.top1, p.alignment), xytext=(base.top1, base.alignment),
                             arrowprops={"arrowstyle": "->", "color": FAMILY_STYLE["harmonized"][1], "lw": 1.2})
+        for p in _notable([p for p, _ in pts], 3):
+            ax.annotate(p.label, (p.top1, p.alignment), textcoords="offset points", xytext=(4, -8), fontsize=6)
         for q in (q for q in published if q.panel == panel):
             ax.plot(q.top1, q.predictivity, marker="D", mfc="none", mec=FAMILY_STYLE["harmonized"][1], ms=6,
                     ls="none", zorder=2, label="Published harmonized (read off the figure)"

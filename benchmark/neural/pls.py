@@ -8,7 +8,7 @@ kernel algorithm of Dayal & MacGregor (1997, J. Chemometrics 11:73, "improved PL
 algorithm 1) computes the same coefficients from moments; the moments of a training set are sums
 of per-image moments, so every fold costs O(D^2 x components) instead of O(rows x D x iterations).
 
-Equality with scikit-learn is tested (``tests/test_neural_pls.py``): scikit-learn finds each weight
+Equality with scikit-learn is tested (``tests/test_neural_metrics.py``): scikit-learn finds each weight
 vector by power iteration to ``tol`` (1e-6; the paper's code passes 1e-4), this module by an exact
 eigendecomposition, so they agree to that tolerance. ``engine="sklearn"`` in predictivity.py runs
 scikit-learn itself.

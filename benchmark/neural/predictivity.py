@@ -24,7 +24,9 @@ per image, the largest correlation between two different sites' maps (all sites:
 the last one), averaged over images. The code's ``x - min/(max-min)`` precedence bug subtracts a
 constant, which Pearson r ignores, so fixing it changes no number; its correlation per grid row
 (``tf_pearson_loss`` on 2-D maps) is replaced by the correlation over the whole map, as in the
-metric. The proxy is a heuristic, not a reliability: say so wherever it is shown.
+metric. The proxy is a heuristic, not a reliability: say so wherever it is shown. The released
+code's version, bugs included, stays one switch away (``inter_channel_ceiling(..., paper_bugs=True)``:
+last site skipped, precedence slip), for comparison only.
 
 Error bars: 95% percentile bootstrap over held-out images (``scipy.stats.bootstrap``).
 Spatial-map score: Spearman rho between the site-mean predicted map and the site-mean recorded map

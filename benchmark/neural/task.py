@@ -110,6 +110,31 @@ class NeuralTask:
         """Distinct images over all panels (panels sharing a stimulus set count it once)."""
         return len({(p.image_fingerprint(), i) for p in self.panels for i in p.image_ids})
 
+    def files(self) -> list[Path]:
+        """The recording files the panels were read from (``alignbench data download``)."""
+        return [Path(f) for f in dict.fromkeys(p.source for p in self.panels if p.source)]
+
+    def info(self) -> dict[str, Any]:
+        """The summary ``alignbench data info`` prints."""
+        return {"name": self.name, "synthetic": any("synthetic" in n.lower() for p in self.panels for n in p.notes),
+                "files": [str(f) for f in self.files()], "images": self.num_images(),
+                "records": sum(p.n_images for p in self.panels), "fingerprint": self.fingerprint(),
+                "has_participant_maps": False, "description": self.description,
+                "panels": {p.panel: {"subject": p.subject, "region": p.region, "images": p.n_images,
+                                     "grid": p.grid, "sites": p.n_sites, "window_ms": p.window_ms,
+                                     "single_trials": p.trials is not None} for p in self.panels}}
+
+    class _NoSkips:
+        @staticmethod
+        def summary() -> str:
+            return "no images skipped"
+
+        @staticmethod
+        def to_dict() -> dict[str, Any]:
+            return {}
+
+    skips = _NoSkips()
+
     def selected(self, limit: int | None) -> list[NeuralRecording]:
         """The panels, each cut to its first ``limit`` images (``--limit``; at least 3)."""
         if limit is None:
@@ -142,6 +167,9 @@ class NeuralTask:
         methods = sorted({v["method"] for v in panels.values()})
         record = {
             "kind": "ceiling", "task": self.task, "dataset": self.name, "dataset_fingerprint": self.fingerprint(),
+            "model": "noise-ceiling", "display_name": "Noise ceiling (mean over panels, same units as models)",
+            # "alignment": the runner's summary prints a task's reference under this name
+            "alignment": float(np.mean(values)) if values else float("nan"), "alignment_sd": None,
             "value": float(np.mean(values)) if values else None,
             "source": f"mean over panels of the {' / '.join(methods)} ceiling (see panels.*.description)",
             "limit": config.limit, "panels": panels, "provenance": provenance(),

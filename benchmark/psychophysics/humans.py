@@ -130,14 +130,14 @@ def fetch_human_data(*, mirror: str | None = None, download: bool = True, dest_d
     if not download or is_offline():
         why = "downloads are off" if not download else "offline mode"
         raise DataUnavailableError(f"human psychophysics responses ({HUMAN_FILE}) are not in {folder} and cannot be "
-                                   f"downloaded ({why}): put the file there (it comes from {url}), or set {URL_ENV} to a folder or URL "
-                                   "holding it.")
+                                   f"downloaded ({why}): put the file there (it comes from {url}), or set "
+                                   f"{URL_ENV} to a folder or URL holding it.")
     try:
         return download_file(url, path)
     except OSError as exc:
         raise DataUnavailableError(f"human psychophysics responses ({HUMAN_FILE}) are not in {folder} and the "
-                                   f"download from {url} failed ({exc}): put the file there, or set {URL_ENV} to a folder or URL "
-                                   "holding it.") from exc
+                                   f"download from {url} failed ({exc}): put the file there, or set "
+                                   f"{URL_ENV} to a folder or URL holding it.") from exc
 
 
 def write_synthetic_responses(path: str | Path, accuracy: Sequence[float], *, revelations: Sequence[float],

@@ -44,11 +44,14 @@ def plot_curves(results_dir: str | Path, dataset: str, models: Sequence[str], ou
         r = by_name[name]
         if r["human_accuracy"] != first["human_accuracy"]:
             notes.append(f"{name}: scored against other human data than {wanted[0]}")
-        label = f"{r.get('display_name') or name} ({r['alignment']:.2f} ± {r['alignment_sd']:.2f})"
+        weights = "" if r.get("weights", "pretrained") == "pretrained" else f", {str(r['weights'])[:12]} weights"
+        label = f"{r.get('display_name') or name}{weights} ({r['alignment']:.2f} ± {r['alignment_sd']:.2f})"
         ax.plot(r["levels_percent"], transform(r["model_accuracy"]), "-s", ms=3, label=label)
     if not normalized:
         ax.axhline(0.5, color="grey", ls=":", lw=1)
     ax.set_xscale("log")
+    ax.set_xticks(x, [f"{v:.3g}" for v in x], fontsize=7)  # the levels themselves, not powers of ten
+    ax.minorticks_off()
     ax.set_xlabel("Important pixels revealed (%)")
     ax.set_ylabel("Accuracy (min-max normalised)" if normalized else "Accuracy (animal vs non-animal)")
     ax.set_title(f"{dataset}: decision rule {first.get('decision_rule')}")

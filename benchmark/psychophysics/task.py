@@ -116,6 +116,24 @@ class PsychophysicsTask:
     def num_images(self) -> int:
         return len(self.stimulus_set.image_ids)
 
+    @property
+    def skips(self) -> Any:
+        """Nothing is skipped: a stimulus that cannot be read is an error naming it."""
+        from benchmark.datasets.clickme import SkipReport
+
+        return SkipReport()
+
+    def info(self) -> dict[str, Any]:
+        """Summary for ``alignbench data info`` (reads the stimuli and the human responses)."""
+        s = self.stimulus_set
+        source = s.params.get("source") or {}
+        return {"name": self.name, "task": self.task, "synthetic": bool(source.get("synthetic")),
+                "files": [str(s.folder / stimuli.MANIFEST_CSV)], "records": len(s.rows),
+                "images": self.num_images(), "levels": [int(k) for k in self.model_levels()],
+                "human_data": str(self.human_path), "human_trials": int(len(self.responses)),
+                "decision_rule": self.rule, "fingerprint": self.fingerprint(), "has_participant_maps": False,
+                "stimulus_source": source}
+
     # -- humans
     def ensure_baselines(self, config: Any) -> dict[str, Any]:
         """The humans' record (written once per fingerprint, reused unless ``config.force``)."""
@@ -203,7 +221,7 @@ class PsychophysicsTask:
             return runner.ModelOutcome(rid, "failed", record=rec, error=reason, seconds=time.perf_counter() - started)
         spath = records.scores_path(config.results_dir, self.name, rid)
         sha = _write_scores(spath, columns)
-        record.update(runner._spec_fields(adapter, rid))
+        record.update(runner._spec_fields(adapter, rid, config.weights))
         record.update(
             kind="model", task=self.task, dataset=self.name, dataset_fingerprint=self.fingerprint(),
             model_id=getattr(getattr(adapter, "spec", None), "id", model_id), weights=config.weights,
@@ -229,6 +247,8 @@ class PsychophysicsTask:
         buggy = scores.published_code_score_BUGGY(model_acc, human_acc, stimuli.level_percent(per_level.levels),
                                                   n_boot=self.n_boot, seed=self.seed)
         full = per_level.levels == stimuli.FULL_LEVEL
+        labels = np.array([r["label"] for r in rows], np.int64)
+        full_rows = level == stimuli.FULL_LEVEL
         record = {
             "n_images": len({r["image_id"] for r in rows}), "n_stimuli": len(rows), "decision_rule": rule,
             "levels": [int(k) for k in per_level.levels[keep]],
@@ -240,7 +260,9 @@ class PsychophysicsTask:
             "score_name": scores.SCORE_NAME, "alignment_method": ca.to_dict(),
             "published_code_score_buggy": {"mean": buggy[0], "std": buggy[1],
                                            "note": "model-independent (paper-notes §4 row 17); comparison only"},
-            "top1_measured": None,
+            # ImageNet top-1 on this dataset's images: the full-image (100 %) stimuli, as the maps task
+            # measures it on its images; the accuracy axis of plot-pareto for models without a published top-1
+            "top1_measured": float(np.mean(preds[full_rows] == labels[full_rows])) if full_rows.any() else None,
         }
         columns = {"file": [r["file"] for r in rows], "image_id": [r["image_id"] for r in rows], "level": level,
                    "label": [r["label"] for r in rows], "animal": truth.astype(int), "pred": preds,

@@ -113,15 +113,21 @@ def _pretrained_into(spec: ModelSpec, name: str, model, open_clip):
     hub = (cfg.get("hf_hub") or "").strip("/")
     from huggingface_hub import constants, hf_hub_download
 
+    was_offline = constants.HF_HUB_OFFLINE
     if offline():
-        constants.HF_HUB_OFFLINE = True
-    for fname in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
-        try:
-            path = Path(hf_hub_download(hub, fname))
-            break
-        except Exception as exc:  # missing file variant, offline, network: try the next, then give up
-            last = exc
-    else:
+        constants.HF_HUB_OFFLINE = True  # for this call only (restored below)
+    try:
+        for fname in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+            try:
+                path = Path(hf_hub_download(hub, fname))
+                break
+            except Exception as exc:  # missing file variant, offline, network: try the next, then give up
+                last = exc
+        else:
+            path = None
+    finally:
+        constants.HF_HUB_OFFLINE = was_offline
+    if path is None:
         raise unavailable(spec.id, f"https://huggingface.co/{hub}", f"the Hugging Face cache ({constants.HF_HUB_CACHE})",
                           f"{type(last).__name__}: {str(last)[:200]}")
     open_clip.load_checkpoint(model, str(path), weights_only=True)

@@ -68,9 +68,11 @@ def architecture(spec: ModelSpec):
 def _identity_preprocessing(model) -> None:
     """keras.applications' EfficientNet divides by 255 then normalises; make that pair the identity
     (mean 0, variance 1/255^2), since the harmonized weights expect the catalog's preprocessing."""
+    import keras
     import numpy as np
 
-    layer = model.get_layer("normalization")
+    # by type, not name: Keras numbers auto-named layers per session ("normalization_1", ...)
+    (layer,) = [l for l in model.layers if isinstance(l, keras.layers.Normalization)]
     layer.adapt_mean.assign(np.zeros(3, "float32"))
     layer.adapt_variance.assign(np.full(3, (1 / 255) ** 2, "float32"))
     layer.finalize_state()
@@ -86,6 +88,7 @@ def build(spec: ModelSpec, request: WeightsRequest) -> Built:
         return Built(model)
     path = request.path if request.mode == "file" else fetch_url(spec.weights_url, model_id=spec.id,
                                                                    sha256=spec.weights_sha256 or None)
+    # the identity normalisation set above is not in the authors' graph: leave it out of the match
     skip = ("normalization",) if spec.id == "harmonized_efficientnet_b0" else ()
     load_h5_by_name(model, Path(path), rename=_vit_rename, skip=skip)
     return Built(model, sha256_file(path), Path(path))
@@ -104,7 +107,14 @@ def load_h5_by_name(model, path: Path, *, rename: Callable[[str], str] = lambda 
     layer name and shape. Every model layer with weights (except ``skip``) must be filled, and every
     file layer with weights used: anything else raises :class:`InvalidInputError` listing the layers.
     """
+    import re
+
     import h5py
+
+    def base(name: str) -> str:  # "normalization_3" -> "normalization" (Keras's per-session numbering)
+        return re.sub(r"_\d+$", "", name)
+
+    skipped = {base(n) for n in skip}
 
     try:
         f = h5py.File(path, "r")
@@ -117,9 +127,9 @@ def load_h5_by_name(model, path: Path, *, rename: Callable[[str], str] = lambda 
             name = name.decode() if isinstance(name, bytes) else str(name)
             group = root[name]
             wnames = [w.decode() if isinstance(w, bytes) else str(w) for w in group.attrs.get("weight_names", [])]
-            if wnames:
+            if wnames and base(name) not in skipped:
                 file_layers[name] = (group, wnames)
-        targets = _model_layers(model)
+        targets = {n: layer for n, layer in _model_layers(model).items() if base(n) not in skipped}
         filled, problems = set(), []
         for fname, (group, wnames) in file_layers.items():
             kname = rename(fname)
@@ -149,7 +159,7 @@ def load_h5_by_name(model, path: Path, *, rename: Callable[[str], str] = lambda 
                 for var, value in zip(variables, values):
                     var.assign(value)
                 filled.add(kname)
-        empty = sorted(set(targets) - filled - set(skip))
+        empty = sorted(set(targets) - filled)
         if empty and not problems:
             problems.append(f"model layers with no weights in the file: {empty[:8]}{' ...' if len(empty) > 8 else ''}")
     if problems:

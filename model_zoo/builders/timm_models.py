@@ -25,17 +25,18 @@ def _pretrained(spec: ModelSpec, timm) -> Built:
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     hub_id = cfg.get("hf_hub_id") or ""
     where = f"https://huggingface.co/{hub_id}" if hub_id else cfg.get("url", spec.source_id)
+    from huggingface_hub import constants
+
+    was_offline = constants.HF_HUB_OFFLINE
     try:
         if offline():
-            from huggingface_hub import constants
-
-            constants.HF_HUB_OFFLINE = True  # timm reads the hub's flag; make ours count too
+            constants.HF_HUB_OFFLINE = True  # timm reads the hub's flag; make ours count too (this call only)
         model = timm.create_model(spec.source_id, pretrained=True, num_classes=1000)
     except Exception as exc:  # hub/HTTP/offline errors all mean "not available here"
-        from huggingface_hub import constants
-
         local = f"the Hugging Face cache ({constants.HF_HUB_CACHE})"
         raise unavailable(spec.id, where, local, f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    finally:
+        constants.HF_HUB_OFFLINE = was_offline
     return Built(model, _hub_sha256(hub_id), None)
 
 

@@ -27,6 +27,8 @@ class TrainConfig:
     num_classes: int = 1000
     init: str = "random"  # "random" (the paper trains from scratch) | "pretrained"
     seed: int = 0
+    input_size: int | None = None  # train (and export) at this resolution instead of the model's own
+    tpu: str | None = None  # TensorFlow: TPU name/address for TPUClusterResolver ("local" on a TPU VM)
     # schedule
     epochs: int = 90
     warmup_epochs: float = 5.0
@@ -88,6 +90,8 @@ class TrainConfig:
         for name in ("label_smoothing", "mixup_prob", "clickme_fraction", "momentum"):
             if not 0 <= getattr(self, name) <= 1:
                 raise bad(name, "must be in [0, 1]")
+        if self.input_size is not None and self.input_size < 8:
+            raise bad("input_size", "must be >= 8 (the 5-level pyramid halves it 4 times)")
         if self.warmup_epochs > self.epochs:
             raise bad("warmup_epochs", f"exceeds epochs={self.epochs}")
 
@@ -162,3 +166,14 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     if overrides:
         config = merge(config, {k: v for k, v in overrides.items() if v is not None}, source="command line")
     return config
+
+
+def as_config(config: "TrainConfig | Mapping[str, Any] | None") -> TrainConfig:
+    """``config`` as a :class:`TrainConfig`: itself, the defaults updated by a mapping, or the defaults."""
+    if config is None:
+        return TrainConfig()
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, Mapping):
+        return merge(TrainConfig(), config, source="training config")
+    raise InvalidInputError(f"training config must be a TrainConfig or a mapping, got {type(config).__name__}")

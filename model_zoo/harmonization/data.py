@@ -177,3 +177,37 @@ def image_folder_batches(root: str | Path, batch_size: int, *, seed: int = 0, ep
         n = len(images)
         yield TrainBatch(np.stack(images), np.asarray(labels, np.int64), np.zeros((n, size, size), np.float32),
                          np.zeros(n, np.float32))
+
+
+def shuffled_batches(batches: Iterable[Any], batch_size: int, *, buffer: int, seed: Any,
+                     drop_remainder: bool = True) -> Iterator[TrainBatch]:
+    """Re-batch ``batches`` into ``batch_size`` examples, shuffled through a ``buffer``-example
+    buffer (as ``tf.data.Dataset.shuffle``) by a generator seeded with ``seed`` only, so every
+    rank and every resumed run sees the same order. ``buffer <= 1``: no shuffle. The last partial
+    batch is dropped unless ``drop_remainder=False`` (a short batch would retrace compiled steps
+    and skew the last step's mean)."""
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
+    rng = np.random.default_rng(seed)
+    pool: list[tuple[np.ndarray, ...]] = []
+    out: list[tuple[np.ndarray, ...]] = []
+
+    def emit(row: tuple[np.ndarray, ...]) -> Iterator[TrainBatch]:
+        out.append(row)
+        if len(out) == batch_size:
+            yield TrainBatch(*(np.stack([r[i] for r in out]) for i in range(4)))
+            out.clear()
+
+    for row in _examples(batches):
+        if buffer <= 1:
+            yield from emit(row)
+            continue
+        pool.append(row)
+        if len(pool) >= buffer:
+            k = int(rng.integers(len(pool)))
+            pool[k], pool[-1] = pool[-1], pool[k]
+            yield from emit(pool.pop())
+    for k in rng.permutation(len(pool)):
+        yield from emit(pool[k])
+    if out and not drop_remainder:
+        yield TrainBatch(*(np.stack([r[i] for r in out]) for i in range(4)))

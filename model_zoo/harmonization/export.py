@@ -69,3 +69,25 @@ def export_keras(model: Any, out_dir: str | Path, **fields: Any) -> Path:
                    **fields)
     atomic_write_json(out / MANIFEST, doc)
     return out
+
+
+def export_model(model: Any, out_dir: str | Path, arch: Any, *, harmonized: bool = True,
+                 training: Mapping[str, Any] | None = None) -> Path:
+    """Export a trained torch ``nn.Module`` or Keras model as a folder ``model_zoo.load`` accepts.
+
+    ``arch`` is a :class:`~model_zoo.harmonization.models.Architecture` (what builds the graph and
+    how images are preprocessed). For torch, ``model_zoo.load`` rebuilds the graph with the builder
+    named by ``arch.source`` (``timm``, ``torchvision``, a catalog builder) and ``arch.source_id``,
+    so a hand-written module needs such an equivalent; Keras models carry their graph. A baseline
+    (``harmonized=False``) gets ``-baseline`` in place of ``-harmonized`` in its id and name.
+    Returns the folder."""
+    model_id, name = arch.model_id, arch.display_name
+    if not harmonized:
+        model_id = model_id.replace("-harmonized", "-baseline")
+        name = name.replace("(harmonized)", "(baseline)")
+    fields = dict(model_id=model_id, display_name=name, family=arch.family, source=arch.source,
+                  source_id=arch.source_id, preprocess=arch.preprocess_dict(), harmonized=harmonized,
+                  base_model=arch.base_model, training=dict(training or {}))
+    if arch.framework == "keras" or hasattr(model, "get_config"):
+        return export_keras(model, out_dir, **fields)
+    return export_torch(model, out_dir, **fields)

@@ -1,7 +1,7 @@
 """Harmonized training in PyTorch: one process, or many under ``torchrun`` (DDP).
 
-``train(config, data, output_dir)`` runs the recipe of :class:`~.config.TrainConfig` on batches
-from ``data`` (any source accepted by :mod:`.data`) and writes into ``output_dir``:
+``train(model, data, config, output_dir)`` runs the recipe of :class:`~.config.TrainConfig` on
+batches from ``data`` (any source accepted by :mod:`.data`) and writes into ``output_dir``:
 
 * ``checkpoints/last.pt`` every ``checkpoint_every`` steps and at the end (atomic): model,
   optimizer, GradScaler, step, epoch and batch position, every rank's RNG states. Running the same
@@ -18,6 +18,7 @@ parameter's hook exactly once and DDP all-reduces as usual (checked by the 2-pro
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -25,7 +26,7 @@ import time
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -33,8 +34,8 @@ from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import atomic_write_bytes, atomic_write_json
 from model_zoo.frameworks import import_torch
 from model_zoo.harmonization import data as D
-from model_zoo.harmonization.config import TrainConfig
-from model_zoo.harmonization.export import export_torch
+from model_zoo.harmonization.config import TrainConfig, as_config
+from model_zoo.harmonization.export import export_model
 from model_zoo.harmonization.metrics import MetricsLog
 from model_zoo.harmonization.models import Architecture
 from model_zoo.harmonization.schedule import schedule_from_config
@@ -126,24 +127,49 @@ def _steps_per_epoch(config: TrainConfig, data: D.DataSource, world: int) -> int
     return n // world
 
 
-def train(config: TrainConfig, data: D.DataSource, output_dir: str | Path, *, model: Any = None,
-          arch: Architecture | None = None, on_step: Callable[[int, dict[str, float]], None] | None = None,
+def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any] | None, output_dir: str | Path,
+          *, arch: Architecture | None = None, on_step: Callable[[int, dict[str, float]], None] | None = None,
           export: bool = True) -> TrainResult:
-    """Train ``model`` (default: built from ``config.model``) on ``data``; see the module docstring.
+    """Train ``model`` on ``data`` with the recipe ``config``; outputs in ``output_dir`` (module docstring).
 
-    ``on_step(step, metrics)`` runs after every optimizer step (after any checkpoint of that step);
-    raising from it stops training as a crash would."""
+    * ``model``: an ``nn.Module`` (trained in place), or ``None`` / a model id (catalog id or timm
+      name) to build it from ``config.model`` / that id with ``config.init`` weights.
+    * ``data``: an iterable of batches, re-iterated each epoch, or a callable ``epoch -> iterable``
+      (a "batches factory"); each batch a dict / tuple / object with ``images`` (B, H, W, 3) float
+      NHWC in [0, 255], ``labels`` (B,) int, ``heatmaps`` (B, H, W) or (B, H, W, 1) and optional
+      ``tokens`` (B,) (1 = has a human map; default 1). Under DDP each rank takes every W-th batch,
+      so batches should hold ``config.batch_size / W`` images.
+    * ``config``: a :class:`TrainConfig`, a mapping of its fields (applied over the defaults) or
+      ``None`` (the paper's recipe).
+    * ``arch``: what the export records (preprocessing, architecture source). Images are resized to
+      ``arch.preprocess.input_size`` and normalised with its mean/std before the model. For an
+      ``nn.Module`` without ``arch`` the preprocessing is ImageNet mean/std at 224 and the export is
+      readable by ``model_zoo.load`` only when ``arch.source``/``source_id`` name a builder
+      (e.g. ``Architecture(..., source="timm", source_id="resnet18")``).
+    * ``on_step(step, metrics)`` runs after every optimizer step (after any checkpoint of that
+      step); raising from it stops training as a crash would (a later call resumes).
+
+    Returns :class:`TrainResult` (steps done, output folder, ``export_dir`` = ``output_dir/export``
+    or None, last logged metrics)."""
     from model_zoo.harmonization.models import build
 
+    config = as_config(config)
     out = Path(output_dir)
     d = setup_distributed()
     device = _device(d)
     try:
         torch.manual_seed(config.seed)  # identical initialisation on every rank
-        if model is None:
-            model, arch = build(config.model, framework="torch", num_classes=config.num_classes, init=config.init)
+        if model is None or isinstance(model, str):
+            model, built_arch = build(model or config.model, framework="torch", num_classes=config.num_classes,
+                                      init=config.init)
+            arch = arch or built_arch
+        elif not isinstance(model, torch.nn.Module):
+            raise InvalidInputError(f"train: model must be an nn.Module, a model id or None, got {type(model).__name__}")
         elif arch is None:
-            arch = Architecture(config.model, config.model, "cnn", "torch", "user", config.model)
+            arch = Architecture(f"{config.model}-harmonized", f"{config.model} (harmonized)", "cnn", "torch", "user",
+                                config.model, base_model=None)
+        if config.input_size:
+            arch = dataclasses.replace(arch, preprocess=dataclasses.replace(arch.preprocess, input_size=config.input_size))
         model = model.to(device)
         if config.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -221,14 +247,8 @@ def train(config: TrainConfig, data: D.DataSource, output_dir: str | Path, *, mo
             log.close()
         export_dir = None
         if export and d.rank == 0:
-            export_dir = export_torch(
-                model, out / "export", model_id=arch.model_id if config.harmonize else arch.model_id.replace(
-                    "-harmonized", "-baseline"),
-                display_name=arch.display_name if config.harmonize else arch.display_name.replace(
-                    "(harmonized)", "(baseline)"),
-                family=arch.family, source=arch.source, source_id=arch.source_id,
-                preprocess=arch.preprocess_dict(), harmonized=config.harmonize, base_model=arch.base_model,
-                training={**config.to_dict(), "steps": pos["step"], "world_size": d.world})
+            export_dir = export_model(model, out / "export", arch, harmonized=config.harmonize,
+                                      training={**config.to_dict(), "steps": pos["step"], "world_size": d.world})
         return TrainResult(pos["step"], out, export_dir, metrics)
     finally:
         if d.initialised_here:

@@ -1,0 +1,143 @@
+"""Cost of the adapters' saliency over the framework's own forward + input-gradient pass (not a test).
+
+For ResNet-50 with random weights, a batch of ``--batch`` 224x224 images, on the CPU, prints
+
+  (1) torch: ``load("tv_resnet50").saliency`` time / a bare ``torch.autograd.grad`` of the target
+      logits with respect to an already-normalised NCHW input, parameters frozen      target <= 1.10
+  (2) keras: ``load("keras_resnet50").saliency`` time / a bare ``tf.GradientTape`` of the target
+      logits inside one ``tf.function``                                               target <= 1.10
+
+The adapter's extra work (NHWC -> NCHW, normalisation in the graph, |grad| max over channels, numpy
+conversion, input checks) is what the ratio measures. Adapter and bare runs are interleaved, each
+pair ``--repeat`` times after a warm-up, and the median of the per-pair ratios is printed (other
+processes on the machine slow both members of a pair alike).
+
+``--precision`` (default: bfloat16) also prints, for the torch ResNet-50, the speed-up of that
+autocast precision over float32 and the change it causes in the mean Spearman rho between model and
+human maps on a generated ClickMe-format set (``benchmark.datasets.synthetic``), so users can decide.
+
+    nice python bench/bench_saliency.py [--batch 16] [--repeat 5] [--precision bfloat16|none]
+                                        [--frameworks torch,keras] [--images 32]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import model_zoo
+from model_zoo.frameworks import import_tensorflow, import_torch
+
+
+def interleaved(fns: dict[str, callable], repeat: int) -> dict[str, list[float]]:
+    """Seconds of each function per round, rounds interleaved (one warm-up round first)."""
+    for fn in fns.values():
+        fn()
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            out[name].append(time.perf_counter() - t)
+    return out
+
+
+def report(label: str, times: dict[str, list[float]], num: str, den: str, target: float | None) -> float:
+    ratios = [a / b for a, b in zip(times[num], times[den])]
+    med = statistics.median(ratios)
+    verdict = "" if target is None else ("  OK" if med <= target else f"  OVER target {target}")
+    print(f"{label}: median {num} {statistics.median(times[num]):.3f}s, {den} {statistics.median(times[den]):.3f}s, "
+          f"ratio {med:.3f} (per-round {', '.join(f'{r:.3f}' for r in ratios)}){verdict}", flush=True)
+    return med
+
+
+def bench_torch(x: np.ndarray, labels: np.ndarray, repeat: int) -> float:
+    torch = import_torch()
+    adapter = model_zoo.load("tv_resnet50", weights="random")
+    module = adapter.module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    gain, offset, _ = adapter._gain_offset
+    x_nchw = torch.addcmul(offset, torch.from_numpy(x).permute(0, 3, 1, 2), gain).contiguous()
+    index = torch.from_numpy(labels).view(-1, 1)
+
+    def bare():
+        xi = x_nchw.detach().requires_grad_(True)
+        logits = module(xi)
+        (grad,) = torch.autograd.grad(logits.gather(1, index).sum(), xi)
+        return grad
+
+    times = interleaved({"adapter": lambda: adapter.saliency(x, labels), "bare": bare}, repeat)
+    return report(f"torch ResNet-50 saliency, batch {len(x)}, {torch.get_num_threads()} threads",
+                  times, "adapter", "bare", 1.10)
+
+
+def bench_keras(x: np.ndarray, labels: np.ndarray, repeat: int) -> float:
+    tf = import_tensorflow()
+    adapter = model_zoo.load("keras_resnet50", weights="random")
+    model = adapter.logits_model
+    gain, offset, order = adapter._affine
+    x_model = tf.constant(tf.gather(tf.constant(x), order, axis=-1) * gain + offset)  # caffe: BGR, mean
+    y = tf.constant(labels)
+
+    @tf.function
+    def bare_fn(xi, yi):
+        with tf.GradientTape() as tape:
+            tape.watch(xi)
+            logits = model(xi, training=False)
+            target = tf.reduce_sum(tf.gather(logits, yi, batch_dims=1))
+        return tape.gradient(target, xi)
+
+    times = interleaved({"adapter": lambda: adapter.saliency(x, labels),
+                         "bare": lambda: bare_fn(x_model, y).numpy()}, repeat)
+    return report(f"keras ResNet-50 saliency, batch {len(x)}", times, "adapter", "bare", 1.10)
+
+
+def bench_precision(precision: str, n_images: int, batch: int, repeat: int) -> None:
+    from benchmark.datasets import get_dataset
+    from benchmark.datasets.synthetic import write_clickme_shards
+    from benchmark.metrics import spearman
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_clickme_shards(Path(tmp) / "synthetic-val", n_images, n_shards=1, seed=0)
+        data = list(get_dataset(str(Path(tmp) / "synthetic-val")).batches(batch))
+    fp32 = model_zoo.load("tv_resnet50", weights="random")
+    low = model_zoo.load("tv_resnet50", weights="random", precision=precision)
+    first = data[0]
+    times = interleaved({"float32": lambda: fp32.saliency(first.images, first.labels),
+                         precision: lambda: low.saliency(first.images, first.labels)}, repeat)
+    ratios = [a / b for a, b in zip(times["float32"], times[precision])]
+    rho = {name: np.concatenate([spearman(a.saliency(b.images, b.labels), b.heatmaps) for b in data])
+           for name, a in (("float32", fp32), (precision, low))}
+    m32, mlow = float(np.nanmean(rho["float32"])), float(np.nanmean(rho[precision]))
+    print(f"torch ResNet-50 {precision} autocast: speed-up over float32 {statistics.median(ratios):.2f}x "
+          f"(median of {len(ratios)} interleaved rounds, batch {len(first)}); mean Spearman on {n_images} "
+          f"generated images {m32:.4f} (float32) -> {mlow:.4f} ({precision}), change {mlow - m32:+.4f}; "
+          f"per-image |change| max {np.nanmax(np.abs(rho[precision] - rho['float32'])):.4f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (median taken)")
+    parser.add_argument("--frameworks", default="torch,keras")
+    parser.add_argument("--precision", default="bfloat16", help="bfloat16, float16 (GPU) or none")
+    parser.add_argument("--images", type=int, default=32, help="generated images for the Spearman change")
+    args = parser.parse_args()
+    x = np.random.default_rng(0).uniform(0, 255, (args.batch, 224, 224, 3)).astype(np.float32)
+    labels = np.random.default_rng(1).integers(0, 1000, args.batch)
+    frameworks = args.frameworks.split(",")
+    if "torch" in frameworks:
+        bench_torch(x, labels, args.repeat)
+    if args.precision != "none":
+        bench_precision(args.precision, args.images, args.batch, args.repeat)
+    if "keras" in frameworks:
+        bench_keras(x, labels, args.repeat)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The small CNN that ``alignbench demo`` trains on CPU (catalog builder ``demo_cnn``).
+
+Exported model folders name it as ``"architecture": {"source": "demo_cnn", "source_id": "demo_cnn_w24"}``
+(the number is the width of the first layer), so ``model_zoo.load(folder)`` and ``alignbench run
+--model FOLDER`` rebuild the graph here and load the folder's safetensors weights (``strict``).
+
+The network takes 112x112 RGB images normalised with the ImageNet mean/std (the exported
+``preprocess`` resizes the 224x224 benchmark images to 112 inside the differentiated function, so
+every saliency map is still in the 224x224 frame: a 2x bilinear shrink reads every input pixel).
+Five stride-2 convolutions with batch norm and ReLU, global average pooling, a 1000-way linear head
+(ImageNet indices, as the ClickMe labels). About 0.2 M parameters, ~40 MFLOP per image.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from model_zoo.catalog import ModelSpec
+from model_zoo.errors import InvalidInputError
+from model_zoo.weights import Built, WeightsRequest, torch_file_into
+
+INPUT_SIZE = 112
+DEFAULT_WIDTH = 24
+_SOURCE_ID = re.compile(r"^demo_cnn_w(\d{1,3})$")
+
+
+def source_id(width: int = DEFAULT_WIDTH) -> str:
+    """The ``architecture.source_id`` naming a demo CNN of first-layer width ``width``."""
+    return f"demo_cnn_w{int(width)}"
+
+
+def demo_cnn(width: int = DEFAULT_WIDTH, num_classes: int = 1000) -> Any:
+    """An untrained demo CNN (``torch.nn.Module``): (N, 3, H, W) normalised images -> (N, num_classes) logits."""
+    from model_zoo.frameworks import import_torch
+
+    torch = import_torch()
+    nn = torch.nn
+    if not 1 <= width <= 256:
+        raise InvalidInputError(f"demo CNN width must be in 1..256, got {width}")
+    widths = [width, 2 * width, 4 * width, 4 * width, 8 * width]
+    layers: list[Any] = []
+    c_in = 3
+    for i, c_out in enumerate(widths):
+        k = 5 if i == 0 else 3
+        layers += [nn.Conv2d(c_in, c_out, k, stride=2 if i != 3 else 1, padding=k // 2, bias=False),
+                   nn.BatchNorm2d(c_out), nn.ReLU(inplace=False)]
+        c_in = c_out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
+    return nn.Sequential(*layers)
+
+
+def build(spec: ModelSpec, request: WeightsRequest) -> Built:
+    """Catalog-builder entry point: the architecture named by ``spec.source_id``, with random weights or
+    the local weights file of ``request`` (there are no published weights: the demo trains them)."""
+    match = _SOURCE_ID.match(spec.source_id or "")
+    if match is None:
+        raise InvalidInputError(f"model {spec.id!r}: architecture source_id {spec.source_id!r} is not a demo CNN "
+                                "(expected demo_cnn_w<width>, e.g. demo_cnn_w24)")
+    model = demo_cnn(int(match.group(1)))
+    if request.mode == "file":
+        return torch_file_into(model, request.path)
+    if request.mode == "pretrained":
+        raise InvalidInputError(f"model {spec.id!r}: the demo CNN has no published weights; "
+                                "load an exported model folder (`alignbench demo` writes them)")
+    return Built(model)
