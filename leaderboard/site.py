@@ -533,7 +533,9 @@ def model_html(entries: Sequence[Entry], scores_links: dict[str, str]) -> str:
             ("Images with undefined score", r.get("n_undefined")), ("Limit", r.get("limit")),
             ("Ceiling", r.get("ceiling")), ("Ceiling source", r.get("ceiling_source")),
             ("Explainer", r.get("explainer")), ("Precision", r.get("precision")), ("Framework", r.get("framework")),
-            ("Weights", r.get("weights")), ("Weights sha256", r.get("weights_sha256")),
+            # a submission's record says "pretrained" for "the submitted weights": the source above says more
+            ("Weights", r.get("weights") if e.origin != "submission" else None),
+            ("Weights sha256", r.get("weights_sha256")),
             ("Scores sha256", r.get("scores_sha256")), ("Top-1 source", e.top1_source),
             ("alignbench version", prov.get("alignbench_version")), ("Git commit", prov.get("git_commit")),
             ("Date", prov.get("date")), ("Device", prov.get("device")), ("Python", prov.get("python")),

@@ -75,13 +75,14 @@ def select_rows(n_rows: int, k: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_rows, size=min(k, n_rows), replace=False))
 
 
-def _runs(rows: np.ndarray) -> Iterator[tuple[int, int]]:
-    """(start, length) of each run of consecutive row indices."""
+def _runs(rows: np.ndarray, max_gap: int = 0) -> Iterator[tuple[int, int]]:
+    """(start, length) spans covering the sorted row indices; runs closer than ``max_gap`` rows are
+    merged (reading a few unselected images costs less than starting another input pipeline)."""
     start = prev = None
     for r in rows.tolist():
         if start is None:
             start = prev = r
-        elif r == prev + 1:
+        elif r - prev - 1 <= max_gap:
             prev = r
         else:
             yield start, prev - start + 1
@@ -192,14 +193,20 @@ def _verify_dataset(report: VerifyReport, bundle_path: Path, sid: str, name: str
     ids = [str(i) for i in scores["image_id"]]
     rows = select_rows(len(ids), k, seed)
     # the runner writes scores in dataset order, so row r is the r-th valid image of the dataset
-    for start, length in _runs(rows):
+    selected = set(rows.tolist())
+    for start, length in _runs(rows, max_gap=batch_size):
         r = start
         for batch in dataset.batches(min(batch_size, length), start=start, limit=length):
-            logits, maps = adapter.predict_and_saliency(batch.images, batch.labels)
-            got = runner.score_batch(np.asarray(maps, dtype=np.float32), batch.heatmaps)
+            keep = [j for j in range(len(batch.ids)) if r + j in selected]
+            positions, r = [r + j for j in keep], r + len(batch.ids)
+            if not keep:
+                continue
+            images, labels = batch.images[keep], np.asarray(batch.labels)[keep]
+            logits, maps = adapter.predict_and_saliency(images, labels)
+            got = runner.score_batch(np.asarray(maps, dtype=np.float32), batch.heatmaps[keep])
             pred = np.asarray(logits).argmax(axis=1)
-            for j, image_id in enumerate(batch.ids):
-                r, row = r + 1, r
+            for j, row in enumerate(positions):
+                image_id = str(batch.ids[keep[j]])
                 report.checked.append(image_id)
                 if ids[row] != image_id:
                     report.mismatches.append(Mismatch(image_id, "image_id", ids[row], image_id))
@@ -210,5 +217,5 @@ def _verify_dataset(report: VerifyReport, bundle_path: Path, sid: str, name: str
                         report.mismatches.append(Mismatch(image_id, fld, a, b))
                 if int(scores["pred"][row]) != int(pred[j]):
                     report.mismatches.append(Mismatch(image_id, "pred", int(scores["pred"][row]), int(pred[j])))
-                if int(scores["label"][row]) != int(batch.labels[j]):
-                    report.mismatches.append(Mismatch(image_id, "label", int(scores["label"][row]), int(batch.labels[j])))
+                if int(scores["label"][row]) != int(labels[j]):
+                    report.mismatches.append(Mismatch(image_id, "label", int(scores["label"][row]), int(labels[j])))

@@ -47,6 +47,7 @@ def _worker(out: Path) -> None:
     from model_zoo.harmonization import trainer_tf
     from model_zoo.harmonization.config import TrainConfig
 
+    report: dict = {"picked": type(trainer_tf.pick_strategy()).__name__}  # no TPU, no GPU: default
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
 
@@ -68,7 +69,6 @@ def _worker(out: Path) -> None:
         return TrainConfig(**base)
 
     data = generated_batches()
-    report: dict = {}
     res = trainer_tf.train(tiny, data, cfg(), out / "learn", strategy=strategy)
     report["learn_steps"] = res.steps
     report["export"] = str(res.export_dir)
@@ -118,6 +118,7 @@ def worker_out(tmp_path_factory):
 def test_mirrored_two_cpus_harmonization_falls(worker_out):
     report = json.loads((worker_out / "report.json").read_text())
     assert report["learn_steps"] == 20
+    assert report["picked"] == "_DefaultDistributionStrategy"
     rows = list(csv.DictReader(open(worker_out / "learn" / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == list(range(1, 21))
     first = np.mean([float(r["harmonization"]) for r in rows[:4]])

@@ -69,7 +69,7 @@ def test_the_table_sorts_in_the_browser(observed, site):
     assert asc == pytest.approx(sorted(expected))
     # a click on the Top-1 header sorts by top-1, highest first
     top1 = _numbers(steps["click top1 header"]["top1"])
-    assert top1 == sorted(top1, reverse=True) and len(top1) == 29
+    assert top1 == sorted(top1, reverse=True) and len(top1) == sum(e.top1 is not None for e in site.entries)
     names = steps["sort model asc"]["model"]
     assert [n.lower() for n in names] == sorted(n.lower() for n in names)
     assert steps["sort alignment desc"]["model"][0] == "GOOD-MODEL"
@@ -86,7 +86,7 @@ def test_the_plot_renders_its_circles(observed, site):
     result, _ = observed
     circles = result["circles"]
     plottable = [e for e in site.entries if e.top1 is not None and e.alignment is not None]
-    assert len(circles) == len(plottable) == 29
+    assert len(circles) == len(plottable) > 3
     assert all(0 < c["cx"] < 720 and 0 < c["cy"] < 440 and c["r"] > 0 for c in circles)
     # laid out by the browser: visible circles have a real bounding box
     assert all(c["bbox_w"] and c["bbox_w"] > 0 for c in circles if c["kind"] == "measured")

@@ -140,3 +140,14 @@ def test_data_with_another_fingerprint_is_refused(bundle, clickme_dataset, adapt
     rec_path.write_text(json.dumps(rec))
     with pytest.raises(InvalidInputError, match="fingerprint"):
         _verify(bundle, clickme_dataset, adapter)
+
+
+def test_nearby_rows_share_one_read_and_far_ones_do_not():
+    import numpy as np
+
+    from leaderboard.verify import _runs
+
+    rows = np.array([1, 2, 3, 7, 40, 41])
+    assert list(_runs(rows)) == [(1, 3), (7, 1), (40, 2)]
+    assert list(_runs(rows, max_gap=4)) == [(1, 7), (40, 2)]
+    assert list(_runs(rows, max_gap=100)) == [(1, 41)]

@@ -123,7 +123,7 @@ def test_download_checksum_cache_and_offline(release, tmp_path, monkeypatch):
     again = get_dataset("it-arcaro2020")
     assert again.fingerprint() == task.fingerprint() and again.num_images() == 10
     info = again.info()
-    assert info["panels"]["monkey1-ML"]["sites"] == 8 and len(info["files"]) == 2
+    assert info["panels"]["monkey1-ML"]["sites"] == 8 and len(info["files"]) == 2 and info["synthetic"]
 
 
 def test_local_zip_and_folder_sources(release):

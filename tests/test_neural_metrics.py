@@ -138,7 +138,6 @@ def test_layer_choice_for_an_image_never_looks_at_that_image():
 
 
 def test_sklearn_engine_gives_the_same_scores():
-    pytest.importorskip("sklearn")  # a declared dependency; here as the reference implementation
     rng = np.random.default_rng(8)
     feats, resp = _panel(rng, n=5, g=5, d=6, s=3)
     a = pr.score_layer(feats["l1"], resp, engine="moments", inner=False)

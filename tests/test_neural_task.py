@@ -126,12 +126,22 @@ def test_cli_run_and_plot_pareto(truth, tmp_path, monkeypatch, capsys):
     assert main(args) == 0
     rec = json.loads((results / "it-arcaro2020" / "tv_resnet18+random.json").read_text())
     assert rec["status"] == "ok" and rec["limit"] == 4 and rec["panels"]["monkey1-PL"]["n_images"] == 4
-    assert rec["top1_published"] and rec["layers"][0] == "layer1.0"
+    assert rec["top1_published"] is None and rec["layers"][0] == "layer1.0"  # random weights: no published top-1
     assert (results / "it-arcaro2020" / "_ceiling.json").exists()
     capsys.readouterr()
     assert main(["plot-pareto", "--dataset", "it-arcaro2020", "--results", str(results),
                  "--output", str(tmp_path / "it.png")]) == 0
+    assert "tv_resnet18+random: no published ImageNet top-1" in capsys.readouterr().out
     assert (tmp_path / "it.png").stat().st_size > 5000
+    # the same record as if the weights were the published ones: drawn in every panel
+    from benchmark.neural.plots import panel_points
+
+    path = results / "it-arcaro2020" / "tv_resnet18+random.json"
+    rec.update(top1_published=69.758, weights="pretrained")
+    records.write_record(path, rec)
+    points, _ = panel_points(results, "it-arcaro2020")
+    assert sorted(points) == ["monkey1-ML", "monkey1-PL", "monkey2-ML"]
+    assert points["monkey2-ML"][0][0].alignment == pytest.approx(rec["panels"]["monkey2-ML"]["predictivity"])
 
 
 def test_published_points_are_the_digitized_file():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +91,11 @@ def test_random_timm_weights_are_reproducible_so_a_weights_file_gives_the_same_s
     assert res.submission["model"]["weights_sha256"] == sha256_file(path)
     assert res.submission["model"]["source"]["file_sha256"] == sha256_file(path)
     assert (res.bundle / "model" / "weights.safetensors").is_file()
+    # maintainers verify it from the weights the bundle carries
+    from leaderboard.verify import verify_bundle
+
+    [report] = verify_bundle(res.bundle, n_images=3, seed=1, datasets={name: clickme_dataset}, device="cpu")
+    assert report.ok, report.format()
 
 
 def test_a_torch_state_dict_file_is_read_safely_and_converted_to_safetensors(clickme_dataset, tmp_path):
@@ -173,6 +177,13 @@ def test_a_plugin_is_built_in_the_sandbox_and_scored(clickme_dataset, tmp_path):
     arch = json.loads((res.bundle / "model" / "architecture.json").read_text())
     assert arch["framework"] == "torch" and arch["name"] == ARCH
     assert (res.bundle / "model" / "weights.safetensors").is_file()
+    # verify rebuilds it from the exported architecture + safetensors: no plugin code runs again
+    from leaderboard.verify import verify_bundle
+
+    [report] = verify_bundle(res.bundle, n_images=2, seed=0, datasets={clickme_dataset.name: clickme_dataset},
+                             device="cpu")
+    assert report.ok, report.format()
+    assert any("no plugin code run" in n for n in report.notes)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -100,3 +100,55 @@ def test_train_cli_baseline_and_bad_options(shards, tmp_path, capsys):
     assert "unknown training option 'no_such_option'" in capsys.readouterr().err
     assert main(_argv(tmp_path / "missing", tmp_path / "y")) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_train_cli_tensorflow_framework(shards, tmp_path):
+    """--framework tf: a registered tiny Keras model, default strategy, export loads as Keras."""
+    import keras
+
+    import model_zoo
+    from benchmark.cli import main
+    from model_zoo.registry import register_model, unregister_model
+
+    @register_model("tiny_keras_cli", family="cnn", framework="keras")
+    def tiny_keras(pretrained, weights_path):
+        inp = keras.Input((None, None, 3))
+        x = keras.layers.Conv2D(4, 3, padding="same", activation="tanh")(inp)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.Model(inp, keras.layers.Dense(1000)(x))
+
+    try:
+        out = tmp_path / "tf"
+        argv = _argv(shards, out, "--framework", "tf", "--steps", "3")
+        argv[argv.index("test_resnet")] = "tiny_keras_cli"
+        assert main(argv) == 0
+        rows = list(csv.DictReader(open(out / "metrics.csv")))
+        assert len(rows) == 3 and all(float(r["harmonization"]) > 0 for r in rows)
+        assert (out / "checkpoints" / "position.json").is_file()
+        doc = json.loads((out / "export" / "alignbench_model.json").read_text())
+        assert doc["framework"] == "keras" and doc["id"] == "tiny_keras_cli-harmonized"
+        adapter = model_zoo.load(out / "export")
+        images = np.full((2, 224, 224, 3), 128.0, np.float32)
+        assert adapter.saliency(images, np.array([1, 2])).shape == (2, 224, 224)
+    finally:
+        unregister_model("tiny_keras_cli")
+
+
+def test_train_cli_mixes_imagenet_folder_with_token_zero(shards, tmp_path):
+    """--imagenet: an ImageFolder tree mixed in; steps_per_epoch counts both sources."""
+    from PIL import Image
+
+    from benchmark.cli import main
+
+    root = tmp_path / "imagenet"
+    rng = np.random.default_rng(0)
+    for c in ("n01440764", "n01443537"):
+        (root / c).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(root / c / f"{i}.JPEG")
+    out = tmp_path / "mixed"
+    assert main(_argv(shards, out, "--imagenet", str(root), "--clickme-fraction", "0.5", "--epochs", "1")) == 0
+    doc = json.loads((out / "config.json").read_text())
+    assert doc["steps_per_epoch"] == (16 + 16) // 8
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert 1 <= len(rows) <= 4 and all(float(r["cross_entropy"]) > 0 for r in rows)

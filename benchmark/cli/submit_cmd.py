@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(safetensors, or a PyTorch state dict read with weights_only=True), or --plugin FILE.py (built in a "
         "separate, resource-limited process). Pickled code is never loaded.")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--timm", metavar="NAME", help="a timm architecture with its published weights "
+    which.add_argument("--timm", "--timm-name", dest="timm", metavar="NAME", help="a timm architecture with its published weights "
                        "(--timm-weights random: untrained, seeded)")
     which.add_argument("--keras", type=Path, metavar="FILE", help="a .keras model file (loaded in Keras safe mode)")
     which.add_argument("--weights", type=Path, metavar="FILE",
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "required with --keras, overrides the architecture's own otherwise")
     meta = p.add_argument_group("about you and the model (shown on the leaderboard)")
     meta.add_argument("--name", required=True, help="your name (submitter)")
-    meta.add_argument("--model-name", required=True, help="the model's display name")
+    meta.add_argument("--model-name", help="the model's display name (default: the timm name or the file's name)")
     meta.add_argument("--description", required=True, help="what the model is and how it was trained")
     meta.add_argument("--licence", "--license", dest="licence", required=True,
                       help="licence of the model weights (e.g. MIT, CC-BY-4.0, Apache-2.0)")
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     meta.add_argument("--affiliation")
     meta.add_argument("--url", help="paper or code URL")
     meta.add_argument("--family", help="cnn, cnn_extra_data, transformer, self_supervised, robust or harmonized")
-    meta.add_argument("--top1", type=float, metavar="PCT", help="claimed ImageNet-1k top-1 accuracy in percent")
+    meta.add_argument("--top1", "--claimed-top1", dest="top1", type=float, metavar="PCT", help="claimed ImageNet-1k top-1 accuracy in percent")
     meta.add_argument("--top1-method", metavar="TEXT",
                       help="how --top1 was measured (required with --top1), e.g. 'timm validate.py, ImageNet val, "
                       "224 center crop'")
@@ -89,7 +89,8 @@ def handle(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.offline:
         os.environ["ALIGNBENCH_OFFLINE"] = "1"
-    meta = SubmissionMeta(submitter=args.name, model_name=args.model_name, description=args.description,
+    model_name = args.model_name or args.timm or Path(args.keras or args.weights or args.plugin).stem
+    meta = SubmissionMeta(submitter=args.name, model_name=model_name, description=args.description,
                           licence=args.licence, email=args.email, affiliation=args.affiliation, url=args.url,
                           family=args.family, top1_claimed=args.top1, top1_method=args.top1_method)
     result = submit(source_from_args(args), meta, datasets=args.dataset, results_dir=args.results,

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="YAML or JSON file of training options (flags override it)")
     p.add_argument("--output", type=Path, required=True, help="output folder (checkpoints, metrics.csv, export/)")
     p.add_argument("--framework", choices=["torch", "tf"], help="default: the config's (torch)")
-    p.add_argument("--steps", type=int, dest="max_steps", help="stop after N optimizer steps (the schedule "
+    p.add_argument("--steps", type=int, dest="max_steps", metavar="N", help="stop after N optimizer steps (the schedule "
                    "still spans --epochs); a later run with a larger N continues")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="global batch size (all replicas together)")
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base-lr", type=float, help="learning rate per 512 images (default 0.3)")
     p.add_argument("--warmup-epochs", type=float)
     p.add_argument("--steps-per-epoch", type=int, help="default: dataset images / batch size")
-    p.add_argument("--lambda", type=float, dest="lambda_harmonization", help="weight of the harmonizer term")
+    p.add_argument("--lambda", type=float, dest="lambda_harmonization", metavar="LAMBDA", help="weight of the harmonizer term")
     p.add_argument("--num-classes", type=int)
     p.add_argument("--init", choices=["random", "pretrained"], help="random (paper: from scratch) or pretrained")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
@@ -102,13 +102,15 @@ def training_data(dataset: Any, *, batch_size: int, seed: int, shuffle_buffer: i
     from model_zoo.harmonization import data as D
 
     def clickme(epoch: int) -> Iterable[Any]:
-        return D.shuffled_batches(dataset.batches(load_batch_size), batch_size if imagenet is None else load_batch_size,
-                                  buffer=shuffle_buffer, seed=[seed, epoch, 1])
+        # mixed with ImageNet, this is only a stream of examples: keep its tail
+        return D.shuffled_batches(dataset.batches(load_batch_size), batch_size, buffer=shuffle_buffer,
+                                  seed=[seed, epoch, 1], drop_remainder=imagenet is None)
 
     def factory(epoch: int) -> Iterable[Any]:
         if imagenet is None:
             return clickme(epoch)
-        return D.mix_sources(clickme(epoch), D.image_folder_batches(imagenet, load_batch_size, seed=seed, epoch=epoch),
+        # the folder reader drops its last partial batch: read it in training-batch chunks
+        return D.mix_sources(clickme(epoch), D.image_folder_batches(imagenet, batch_size, seed=seed, epoch=epoch),
                              batch_size=batch_size, fraction=clickme_fraction, seed=seed * 1_000_003 + epoch)
 
     return factory

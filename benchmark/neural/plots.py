@@ -30,7 +30,8 @@ def panel_points(results_dir: str | Path, dataset: str) -> tuple[dict[str, list[
             continue
         top1 = r.get("top1_published")
         if not isinstance(top1, (int, float)):
-            notes.append(f"{r['model']}: no published ImageNet top-1; not plotted")
+            # random-weight controls and own weights have none (and this task measures no accuracy)
+            notes.append(f"{r['model']}: no published ImageNet top-1 (weights: {r.get('weights')}); not plotted")
             continue
         for panel, p in (r.get("panels") or {}).items():
             if p.get("predictivity") is None:

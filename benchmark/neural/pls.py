@@ -1,7 +1,8 @@
 """PLS regression fitted from per-image moments: ``PLSRegression(n, scale=False)`` without the rows.
 
 Why not call scikit-learn in the cross-validation loop: a fit on the George panel (13 x 289 rows,
-600 features, 31 sites) takes about 2 s with scikit-learn's NIPALS, and layer selection on held-out
+600 features, 32 sites) takes seconds with scikit-learn's NIPALS (5.2 s on one busy core, 11 ms
+here: ``bench/bench_neural.py``), and layer selection on held-out
 images needs 105 fits per layer and panel (14 leave-one-out fits plus the 91 leave-two-out fits of
 the inner folds). PLS2 depends on the data only through ``X'X`` and ``X'Y`` (after centring), so the
 kernel algorithm of Dayal & MacGregor (1997, J. Chemometrics 11:73, "improved PLS algorithms",

@@ -233,7 +233,7 @@ class NeuralTask:
             return runner.ModelOutcome(rid, "failed", record=rec, error=reason, seconds=time.perf_counter() - started)
         spath = records.scores_path(config.results_dir, self.name, rid)
         sha = records.write_table(spath, SCORE_COLUMNS, rows)
-        record.update(runner._spec_fields(adapter, rid))
+        record.update(runner._spec_fields(adapter, rid, config.weights))
         record.update(
             kind="model", task=self.task, dataset=self.name, dataset_fingerprint=self.fingerprint(),
             model_id=getattr(getattr(adapter, "spec", None), "id", model_id), weights=config.weights,

@@ -1,0 +1,464 @@
+"""``alignbench demo``: the whole pipeline, offline, on SYNTHETIC data, in a few minutes on a CPU.
+
+What it does, stage by stage (each with a progress bar, each cached so a re-run reuses it):
+
+1. **data**: two ClickMe-format datasets (TFRecord shards, 256x256 JPEGs, the official schema plus
+   per-participant maps) from :func:`benchmark.datasets.synthetic.write_clickme_shards`. The object's
+   *shape* defines the class; in the training split the *background colour* is the class's own colour
+   too (a shortcut: a model can be right without looking at the object), in the held-out test split
+   the background is random (the shortcut is gone). The "human" maps mark the object, drawn by
+   several simulated participants with their own noise, so the split-half ceiling and the
+   center-bias baseline are computed exactly as for ClickMe.
+2. **train**: two copies of the small CNN of :mod:`model_zoo.builders.demo_cnn`, same initial weights,
+   data order, steps and recipe, with the project's trainer (:func:`model_zoo.harmonization.trainer_torch.train`):
+   a baseline (cross-entropy only) and a harmonized one (the neural harmonizer's loss). Each is
+   exported as an alignbench model folder, the same thing ``alignbench train`` writes.
+3. **benchmark**: :func:`benchmark.runner.run` on the test split with both folders, writing records
+   into ``results_dir`` exactly as ``alignbench run`` does (plus the ceiling and the baseline).
+4. **leaderboard site** (``leaderboard.site.build_site``) and the accuracy-vs-alignment figure.
+5. a short report (:meth:`DemoReport.text`), everything labelled SYNTHETIC.
+
+Expected outcome (checked by the tests at the ``fast`` size): the harmonized model is clearly more
+aligned with the "humans" than the baseline, and at least as accurate on the decorrelated test split,
+because aligning its saliency with the object pulls it off the background shortcut.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from model_zoo.errors import InvalidInputError
+from model_zoo.fileio import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+DEMO_VERSION = 1  # part of every cache key: bump when the data, model or recipe change meaning
+SYNTHETIC_NOTE = ("SYNTHETIC data generated on this machine (shapes on coloured backgrounds, simulated "
+                  "participants): it shows the pipeline and the harmonization effect in miniature, and says "
+                  "nothing about real models or real human data.")
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Sizes and recipe of one demo. Everything here goes into the cache keys."""
+
+    name: str  # "full" | "fast": part of the dataset names
+    n_train: int
+    n_test: int
+    epochs: int
+    n_classes: int = 5  # one per shape (disk, square, triangle, cross, ring)
+    n_participants: int = 4
+    train_shortcut: float = 1.0  # P(background colour = the class's colour) in training
+    test_shortcut: float = 0.0  # the held-out split: random backgrounds
+    width: int = 16  # first-layer width of the demo CNN
+    batch_size: int = 32
+    lr: float = 0.05
+    weight_decay: float = 1e-4
+    lambda_harmonization: float = 1.0
+    seed: int = 0
+
+    def data_key(self) -> str:
+        fields = ("n_train", "n_test", "n_classes", "n_participants", "train_shortcut", "test_shortcut", "seed")
+        return _key({k: getattr(self, k) for k in fields})
+
+    def model_key(self) -> str:
+        return _key(dataclasses.asdict(self) | {"name": None})
+
+    @property
+    def test_dataset(self) -> str:
+        """The test split's dataset name (its folder name; the results sub-folder)."""
+        return "synthetic-shapes-test" if self.name == "full" else f"synthetic-shapes-{self.name}-test"
+
+
+PLANS = {
+    "full": DemoPlan("full", n_train=1200, n_test=400, epochs=6),
+    "fast": DemoPlan("fast", n_train=320, n_test=120, epochs=6, n_participants=3),
+}
+
+
+def _key(obj: Any) -> str:
+    text = json.dumps({"v": DEMO_VERSION, **obj}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class DemoModel:
+    """One trained model's results on the synthetic test split."""
+
+    model: str  # record id (the exported folder's id)
+    display_name: str
+    harmonized: bool
+    accuracy: float | None  # top-1 on the test split (fraction), background shortcut absent
+    alignment: float | None  # mean Spearman / ceiling (fraction)
+    spearman: float | None
+    folder: Path  # the exported model folder
+    record: Path  # the result record
+
+
+@dataclass
+class DemoReport:
+    """What :func:`run_demo` did and found. :meth:`text` is the printed report."""
+
+    plan: DemoPlan
+    results_dir: Path
+    dataset: str
+    test_dir: Path  # the generated test split (a ClickMe-format folder: `alignbench run --dataset` accepts it)
+    models: list[DemoModel]
+    ceiling: float | None
+    center_bias: float | None  # alignment of the center-bias baseline (fraction)
+    figures: list[Path]
+    site: Path | None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    reused: list[str] = field(default_factory=list)  # stages taken from the cache
+
+    def model(self, harmonized: bool) -> DemoModel:
+        return next(m for m in self.models if m.harmonized == harmonized)
+
+    @property
+    def outcome_holds(self) -> bool:
+        """The expected outcome: harmonized more aligned and at least as accurate as the baseline."""
+        b, h = self.model(False), self.model(True)
+        if None in (b.alignment, h.alignment, b.accuracy, h.accuracy):
+            return False
+        return h.alignment > b.alignment and h.accuracy >= b.accuracy
+
+    def text(self) -> str:
+        """The short report printed by ``alignbench demo``."""
+        def pct(v: float | None) -> str:
+            return "-" if v is None else f"{100 * v:5.1f}%"
+
+        lines = [f"alignbench demo ({self.plan.name}) -- SYNTHETIC DATA, not ClickMe", "",
+                 f"dataset {self.dataset}: {self.plan.n_test} test images, {self.plan.n_classes} shape classes; "
+                 f"the background colour gave the class away in all {self.plan.n_train} training images"
+                 if self.plan.train_shortcut == 1.0 else
+                 f"dataset {self.dataset}: {self.plan.n_test} test images, {self.plan.n_classes} shape classes",
+                 "and is random here (the shortcut is gone).", ""]
+        width = max(len(m.display_name) for m in self.models)
+        lines.append(f"  {'model'.ljust(width)}  accuracy  alignment  spearman")
+        for m in self.models:
+            rho = "-" if m.spearman is None else f"{m.spearman:.3f}"
+            lines.append(f"  {m.display_name.ljust(width)}  {pct(m.accuracy):>8}  {pct(m.alignment):>9}  {rho:>8}")
+        chance = 1 / self.plan.n_classes
+        lines.append(f"  {'(chance)'.ljust(width)}  {pct(chance):>8}")
+        if self.center_bias is not None:
+            lines.append(f"  {'center-bias baseline'.ljust(width)}  {'':>8}  {pct(self.center_bias):>9}")
+        if self.ceiling is not None:
+            lines.append(f"human ceiling (split-half Spearman of {self.plan.n_participants} simulated participants): "
+                         f"{self.ceiling:.3f} = 100% alignment")
+        lines.append("")
+        b, h = self.model(False), self.model(True)
+        if self.outcome_holds:
+            lines.append("As expected: the harmonized model follows the 'human' maps more closely and, having been "
+                         "pulled off the background shortcut, is at least as accurate where the shortcut is gone.")
+        else:
+            lines.append("NOTE: the expected outcome (harmonized more aligned and at least as accurate) did not "
+                         "hold in this run.")
+        lines.append(f"records: {self.results_dir / self.dataset}")
+        for f in self.figures:
+            lines.append(f"figure:  {f}")
+        lines.append(f"site:    {self.site}" if self.site else "site:    (not built; see notes)")
+        lines.append(f"models:  {b.folder}  {h.folder}")
+        for n in self.notes:
+            lines.append(f"note: {n}")
+        lines += ["", SYNTHETIC_NOTE, f"({self.seconds:.0f} s"
+                  + (f"; reused from the cache: {', '.join(self.reused)})" if self.reused else ")")]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- progress bars
+def _bar(total: int, desc: str, enabled: bool, unit: str = "it"):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, dynamic_ncols=True, leave=True)
+
+
+# --------------------------------------------------------------------------- stage 1: data
+def _dataset_ready(folder: Path, params: dict[str, Any]) -> bool:
+    """A generated split is complete when its manifest (written last) has the same parameters."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if manifest.get("params") != params:
+        return False
+    return all((folder / name).is_file() for name in manifest.get("counts", {}).get("shards", {}))
+
+
+def make_datasets(plan: DemoPlan, cache: Path, *, progress: bool = True) -> tuple[Path, Path, bool]:
+    """(train folder, test folder, reused) of ``plan``'s generated splits under ``cache``."""
+    from benchmark.datasets.synthetic import write_clickme_shards
+
+    root = cache / f"data-{plan.data_key()}"
+    splits = [("train", root / f"synthetic-shapes-{plan.name}-train", plan.n_train, plan.train_shortcut, 1),
+              ("val", root / plan.test_dataset, plan.n_test, plan.test_shortcut, 2)]
+    common = {"n_participants": plan.n_participants, "n_classes": plan.n_classes, "participant_noise": 0.5,
+              "participant_offset_px": 6.0, "jpeg_quality": 95}
+    todo = []
+    for split, folder, n, shortcut, seed_offset in splits:
+        n_shards = max(1, min(4, n // 200))
+        params = {"n_images": n, "n_shards": n_shards, "seed": plan.seed * 1000 + seed_offset, "split": split,
+                  "shortcut": shortcut, **common}
+        if not _dataset_ready(folder, params):
+            todo.append((folder, params))
+    if todo:
+        bar = _bar(sum(p["n_images"] for _, p in todo), "1/4 generate synthetic data", progress, "img")
+        for folder, params in todo:
+            write_clickme_shards(folder, progress=bar.update, **params)
+        bar.close()
+    return splits[0][1], splits[1][1], not todo
+
+
+def _training_arrays(train_dir: Path, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training split as the ClickMe loader yields it (224x224 images and human maps), resized to
+    the model's input ``size`` once here instead of every step in the trainer (same bilinear op)."""
+    from benchmark.datasets import get_dataset
+    from model_zoo.frameworks import import_torch
+
+    torch = import_torch()
+    import torch.nn.functional as F
+
+    xs, hs, ys = [], [], []
+    for b in get_dataset(str(train_dir), download=False).batches(64):
+        x = torch.from_numpy(b.images).permute(0, 3, 1, 2)
+        x = F.interpolate(x, (size, size), mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
+        h = F.interpolate(torch.from_numpy(b.heatmaps)[:, None], (size, size), mode="bilinear", align_corners=False)
+        xs.append(np.ascontiguousarray(x.numpy(), np.float32))
+        hs.append(h[:, 0].numpy())
+        ys.append(b.labels)
+    return np.concatenate(xs), np.concatenate(hs), np.concatenate(ys)
+
+
+# --------------------------------------------------------------------------- stage 2: training
+def _train_config(plan: DemoPlan, harmonize: bool, steps_per_epoch: int):
+    from model_zoo.harmonization.config import TrainConfig
+
+    return TrainConfig(model="demo_cnn", harmonize=harmonize, num_classes=1000, seed=plan.seed, epochs=plan.epochs,
+                       warmup_epochs=min(1.0, plan.epochs), steps_per_epoch=steps_per_epoch,
+                       batch_size=plan.batch_size, lr=plan.lr, weight_decay=plan.weight_decay,
+                       lambda_harmonization=plan.lambda_harmonization, mixup_alpha=0.0, flip=True,
+                       checkpoint_every=50, log_every=10, tensorboard=False,
+                       extra={"demo": f"alignbench demo ({plan.name}); SYNTHETIC data", "demo_version": DEMO_VERSION})
+
+
+def _architecture(plan: DemoPlan, harmonize: bool):
+    from model_zoo.builders.demo_cnn import INPUT_SIZE, source_id
+    from model_zoo.harmonization.models import Architecture
+    from model_zoo.preprocessing import Preprocess
+
+    pre = Preprocess(input_size=INPUT_SIZE, interpolation="bilinear", mean=(0.485, 0.456, 0.406),
+                     std=(0.229, 0.224, 0.225))
+    kind = "harmonized" if harmonize else "baseline"
+    return Architecture(model_id=f"demo-cnn-{kind}", display_name=f"Demo CNN ({kind}, synthetic)", family="cnn",
+                        framework="torch", source="demo_cnn", source_id=source_id(plan.width), preprocess=pre,
+                        base_model="demo-cnn-baseline" if harmonize else None)
+
+
+def _exported(folder: Path, config) -> bool:
+    """Whether ``folder/export`` holds a finished export of exactly ``config``'s training."""
+    from model_zoo.api import MODEL_FOLDER_FILE
+
+    try:
+        doc = json.loads((folder / "export" / MODEL_FOLDER_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    training = dict(doc.get("training") or {})
+    training.pop("steps", None)
+    training.pop("world_size", None)
+    return training == json.loads(json.dumps(config.to_dict()))
+
+
+def train_models(plan: DemoPlan, train_dir: Path, cache: Path, *, progress: bool = True) -> tuple[dict[bool, Path], bool]:
+    """({harmonized?: exported folder}, reused): baseline and harmonized demo CNNs, same budget and seed."""
+    from model_zoo.builders.demo_cnn import INPUT_SIZE, demo_cnn
+    from model_zoo.frameworks import import_torch
+
+    torch = import_torch()
+    root = cache / f"models-{plan.model_key()}"
+    steps = plan.n_train // plan.batch_size
+    if steps < 1:
+        raise InvalidInputError(f"demo plan {plan.name}: n_train={plan.n_train} < batch_size={plan.batch_size}")
+    configs = {h: _train_config(plan, h, steps) for h in (False, True)}
+    folders = {h: root / ("harmonized" if h else "baseline") for h in (False, True)}
+    todo = [h for h in (False, True) if not _exported(folders[h], configs[h])]
+    if not todo:
+        return {h: folders[h] / "export" for h in folders}, True
+    images, heatmaps, labels = _training_arrays(train_dir, INPUT_SIZE)
+    n = len(images)
+
+    def batches(epoch: int) -> Iterator[dict[str, np.ndarray]]:
+        # the same order for both models (seeded by plan seed and epoch); sorted indices keep reads local
+        order = np.random.default_rng([plan.seed, epoch]).permutation(n)
+        for s in range(0, n - plan.batch_size + 1, plan.batch_size):
+            i = np.sort(order[s:s + plan.batch_size])
+            yield {"images": images[i], "labels": labels[i], "heatmaps": heatmaps[i]}
+
+    from model_zoo.harmonization.trainer_torch import train
+
+    for h in todo:
+        config = configs[h]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(plan.seed)  # both models start from the same weights
+            model = demo_cnn(plan.width)
+        total = config.epochs * steps
+        bar = _bar(total, f"{'3' if h else '2'}/4 train {'harmonized' if h else 'baseline'} CNN", progress, "step")
+
+        def on_step(step: int, metrics: dict[str, float], bar=bar) -> None:
+            bar.update(step - bar.n)
+            if metrics:
+                bar.set_postfix(loss=f"{metrics.get('total', float('nan')):.3f}", refresh=False)
+
+        train(model, batches, config, folders[h], arch=_architecture(plan, h), on_step=on_step)
+        bar.close()
+    return {h: folders[h] / "export" for h in folders}, False
+
+
+# --------------------------------------------------------------------------- stage 3-4: benchmark, site, figure
+def _stale_records(results_dir: Path, dataset: str, folders: dict[bool, Path]) -> bool:
+    """Whether a record already in ``results_dir`` was computed with other weights than ``folders``'
+    (the runner reuses a finished record of the same dataset; a retrained model must replace it)."""
+    from benchmark import records
+    from model_zoo.api import read_model_folder
+
+    for folder in folders.values():
+        spec, doc = read_model_folder(folder)
+        path = records.record_path(results_dir, dataset, spec.id)
+        if path.is_file():
+            try:
+                if records.read_record(path).get("weights_sha256") != doc.get("weights_sha256"):
+                    return True
+            except InvalidInputError:
+                return True
+    return False
+
+
+def draw_figure(report_models: list[DemoModel], center_bias: float | None, output_stem: Path,
+                dataset: str) -> list[Path]:
+    """Accuracy on the synthetic test split (x) vs alignment (y), an arrow baseline -> harmonized,
+    the center-bias baseline; PNG and SVG. (``plot-pareto`` draws ImageNet top-1, which the demo
+    models do not have.)"""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmark.plots import FAMILY_STYLE
+    from model_zoo.fileio import atomic_write_bytes
+
+    fig, ax = plt.subplots(figsize=(6.5, 5), dpi=150)
+    pts = {m.harmonized: m for m in report_models if m.accuracy is not None and m.alignment is not None}
+    for m in pts.values():
+        name, colour = FAMILY_STYLE["harmonized" if m.harmonized else "cnn"]
+        ax.plot(100 * m.accuracy, 100 * m.alignment, "o", color=colour, ms=9, zorder=3, label=m.display_name)
+        ax.annotate(m.display_name, (100 * m.accuracy, 100 * m.alignment), textcoords="offset points",
+                    xytext=(6, 6), fontsize=8)
+    if False in pts and True in pts:
+        b, h = pts[False], pts[True]
+        ax.annotate("", xy=(100 * h.accuracy, 100 * h.alignment), xytext=(100 * b.accuracy, 100 * b.alignment),
+                    arrowprops={"arrowstyle": "->", "color": FAMILY_STYLE["harmonized"][1], "lw": 1.5})
+    if center_bias is not None:
+        ax.axhline(100 * center_bias, color="black", ls="--", lw=1,
+                   label=f"Center-bias baseline ({100 * center_bias:.1f}%)")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(min(0, *(100 * m.alignment for m in pts.values())) - 5, 105)
+    ax.set_xlabel("Accuracy on the decorrelated test split (%)  [SYNTHETIC]")
+    ax.set_ylabel("Alignment with the simulated participants (% of ceiling)")
+    ax.set_title(f"SYNTHETIC demo ({dataset}): accuracy vs alignment", fontsize=10)
+    ax.text(0.99, 0.01, "synthetic data: not ClickMe, not real models", transform=ax.transAxes, ha="right",
+            va="bottom", fontsize=7, color="grey")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    written = []
+    for fmt in ("png", "svg"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt)
+        written.append(atomic_write_bytes(output_stem.with_suffix(f".{fmt}"), buf.getvalue()))
+    plt.close(fig)
+    return written
+
+
+def _build_site(results_dir: Path, dataset: str, notes: list[str]) -> Path | None:
+    try:
+        from leaderboard.site import build_site
+    except ImportError as exc:
+        notes.append(f"leaderboard site not built: the site builder is not available ({exc})")
+        return None
+    return Path(build_site(results_dir, results_dir / "site", datasets=[dataset], with_published=False))
+
+
+# --------------------------------------------------------------------------- the whole demo
+def run_demo(results_dir: str | Path, *, fast: bool = False, cache_dir: str | Path | None = None,
+             progress: bool = True, plan: DemoPlan | None = None) -> DemoReport:
+    """Run the demo (module docstring) and return its report.
+
+    ``results_dir``: records (``<results_dir>/<dataset>/<model>.json`` + scores, as ``alignbench run``),
+    the figure (beside them) and the site (``<results_dir>/site``). ``cache_dir``: generated data and
+    trained models (default ``$ALIGNBENCH_CACHE/demo``), reused by the next call with the same plan.
+    ``fast``: the sub-minute size the tests use; ``plan`` overrides both sizes (for experiments)."""
+    from model_zoo.frameworks import import_torch
+    from model_zoo.fileio import cache_dir as default_cache
+
+    started = time.perf_counter()
+    import_torch()  # torch before TensorFlow, always (the data stages import TensorFlow)
+    plan = plan or PLANS["fast" if fast else "full"]
+    results_dir = Path(results_dir)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache("demo")
+    reused: list[str] = []
+
+    train_dir, test_dir, data_reused = make_datasets(plan, cache, progress=progress)
+    if data_reused:
+        reused.append("data")
+    folders, models_reused = train_models(plan, train_dir, cache, progress=progress)
+    if models_reused:
+        reused.append("models")
+
+    from benchmark import runner
+
+    dataset = test_dir.name
+    force = _stale_records(results_dir, dataset, folders)
+    if progress:
+        print("4/4 benchmark the test split, build the site, draw the figure", flush=True)
+    config = runner.RunConfig(dataset=str(test_dir), models=[str(folders[False]), str(folders[True])],
+                              results_dir=results_dir, batch_size=50, device="cpu", download=False,
+                              progress=progress, force=force)
+    summary = runner.run(config)
+    notes = list(summary.problems)
+    if summary.failed:
+        raise InvalidInputError("demo: scoring failed for " + "; ".join(f"{o.model}: {o.error}" for o in summary.failed))
+    models = []
+    for h, outcome in zip((False, True), summary.outcomes):
+        r = outcome.record or {}
+        models.append(DemoModel(model=outcome.model, display_name=r.get("display_name") or outcome.model,
+                                harmonized=h, accuracy=r.get("top1_measured"), alignment=r.get("alignment"),
+                                spearman=r.get("spearman_mean"), folder=folders[h],
+                                record=results_dir / dataset / f"{outcome.model}.json"))
+    ceiling = (summary.ceiling or {}).get("value")
+    center_bias = (summary.baseline or {}).get("alignment")
+    figures = draw_figure(models, center_bias, results_dir / dataset / "demo-accuracy-vs-alignment", dataset)
+    site = _build_site(results_dir, dataset, notes)
+    report = DemoReport(plan=plan, results_dir=results_dir, dataset=dataset, test_dir=test_dir, models=models, ceiling=ceiling,
+                        center_bias=center_bias, figures=figures, site=site, notes=notes,
+                        seconds=time.perf_counter() - started, reused=reused)
+    atomic_write_json(results_dir / dataset / "demo-report.json", _report_json(report))
+    return report
+
+
+def _report_json(report: DemoReport) -> dict[str, Any]:
+    return {"synthetic": True, "note": SYNTHETIC_NOTE, "plan": dataclasses.asdict(report.plan),
+            "dataset": report.dataset, "ceiling": report.ceiling, "center_bias_alignment": report.center_bias,
+            "outcome_holds": report.outcome_holds, "seconds": round(report.seconds, 1), "reused": report.reused,
+            "models": [{"model": m.model, "display_name": m.display_name, "harmonized": m.harmonized,
+                        "accuracy": m.accuracy, "alignment": m.alignment, "spearman": m.spearman,
+                        "folder": str(m.folder), "record": str(m.record)} for m in report.models],
+            "figures": [str(f) for f in report.figures], "site": str(report.site) if report.site else None}

@@ -1,0 +1,139 @@
+"""``alignbench demo --fast``: the whole offline pipeline, its expected outcome, its records and its cache."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.tf, pytest.mark.torch]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One ``alignbench demo --fast`` through the CLI (the README's first command), then the same
+    command again: (results dir, cache dir, printed report, second report)."""
+    from benchmark.cli import main
+
+    root = tmp_path_factory.mktemp("demo")
+    results, cache = root / "results", root / "cache"
+    argv = ["demo", "--fast", "--results", str(results), "--cache", str(cache), "--no-progress"]
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(argv) == 0
+    first = out.getvalue()
+    from benchmark.demo import run_demo
+
+    again = run_demo(results, fast=True, cache_dir=cache, progress=False)
+    return results, cache, first, again
+
+
+def test_expected_outcome_harmonized_more_aligned_and_as_accurate(demo_run):
+    results, _, _, report = demo_run
+    base, harm = report.model(False), report.model(True)
+    assert base.model == "demo-cnn-baseline" and harm.model == "demo-cnn-harmonized"
+    # "clearly more aligned": a margin of 10 points of the ceiling, far above the seed-to-seed spread
+    assert harm.alignment > base.alignment + 0.10, (base, harm)
+    assert harm.accuracy >= base.accuracy, (base, harm)
+    assert report.outcome_holds
+    # the ceiling is computed from the simulated participants (not ClickMe's published constant)
+    assert report.ceiling is not None and 0.3 < report.ceiling < 1.0
+    assert report.center_bias is not None and report.center_bias < harm.alignment
+
+
+def test_records_are_exactly_what_run_writes(demo_run):
+    from benchmark import records
+    from benchmark.demo import PLANS
+
+    results, _, _, report = demo_run
+    plan = PLANS["fast"]
+    assert report.dataset == plan.test_dataset
+    folder = results / report.dataset
+    for m in report.models:
+        rec = records.read_record(folder / f"{m.model}.json")
+        assert records.validate_record(rec) == []
+        assert rec["status"] == "ok" and rec["n_images"] == plan.n_test
+        assert rec["alignment"] == pytest.approx(m.alignment) and rec["top1_measured"] == pytest.approx(m.accuracy)
+        assert rec["harmonized"] is m.harmonized
+        assert rec["ceiling_source"].startswith("computed")
+        scores = records.read_scores(folder / rec["scores_file"])
+        assert len(scores["spearman"]) == plan.n_test
+        assert np.nanmean(scores["spearman"]) == pytest.approx(rec["spearman_mean"], abs=1e-6)
+    kinds = {p.name for p in folder.glob("_*.json")}
+    assert {"_ceiling.json", "_baseline-center-bias.json"} <= kinds
+    # `alignbench run` on the same dataset and folders finds the records done (same schema, same ids)
+    from benchmark import runner
+
+    summary = runner.run(runner.RunConfig(dataset=str(report.test_dir), models=[str(m.folder) for m in report.models], results_dir=results,
+                                          device="cpu", download=False, progress=False))
+    assert [o.status for o in summary.outcomes] == ["skipped", "skipped"]
+
+
+def test_report_figure_and_labels(demo_run):
+    results, _, printed, report = demo_run
+    for word in ("SYNTHETIC", "accuracy", "alignment", "ceiling", "center-bias", "figure:", "site:"):
+        assert word in printed, word
+    for f in report.figures:
+        assert f.is_file() and f.stat().st_size > 1000
+    assert {f.suffix for f in report.figures} == {".png", ".svg"}
+    assert "SYNTHETIC" in report.figures[1].read_text()  # the svg carries the label
+    saved = json.loads((results / report.dataset / "demo-report.json").read_text())
+    assert saved["synthetic"] is True and saved["outcome_holds"] is True
+    if report.site is None:
+        assert any("site" in n for n in report.notes)
+    else:
+        assert report.site.exists()
+
+
+def test_second_run_reuses_the_cache(demo_run):
+    _, _, _, again = demo_run
+    assert again.reused == ["data", "models"]
+    assert "reused from the cache" in again.text()
+
+
+def test_exported_models_load_by_path(demo_run):
+    import model_zoo
+
+    _, _, _, report = demo_run
+    adapter = model_zoo.load(report.model(True).folder)
+    images = np.full((2, 224, 224, 3), 128, np.float32)
+    logits, maps = adapter.predict_and_saliency(images, np.array([0, 999]))
+    assert np.shape(logits) == (2, 1000) and np.shape(maps) == (2, 224, 224)
+
+
+def test_changed_or_damaged_cache_is_regenerated(tmp_path, demo_run):
+    """A generated split whose manifest does not match the plan (or is missing) is written again."""
+    from benchmark.demo import PLANS, _dataset_ready
+
+    _, cache, _, _ = demo_run
+    plan = PLANS["fast"]
+    test_dir = cache / f"data-{plan.data_key()}" / plan.test_dataset
+    params = json.loads((test_dir / "manifest.json").read_text())["params"]
+    assert _dataset_ready(test_dir, params)
+    assert not _dataset_ready(test_dir, {**params, "n_images": params["n_images"] + 1})
+    copy = tmp_path / "copy"
+    shutil.copytree(test_dir, copy)
+    next(copy.glob("*.tfrecords")).unlink()
+    assert not _dataset_ready(copy, params)
+
+
+def test_plans_are_distinct_and_keys_stable():
+    from benchmark.demo import PLANS
+
+    fast, full = PLANS["fast"], PLANS["full"]
+    assert fast.test_dataset != full.test_dataset and "synthetic" in fast.test_dataset
+    assert fast.model_key() == PLANS["fast"].model_key() != full.model_key()
+    assert fast.n_train < full.n_train
+
+
+def test_cli_help_loads_no_framework():
+    code = ("import sys; from benchmark.cli import build_parser; build_parser().parse_args(['demo', '--fast']); "
+            "print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
