@@ -451,7 +451,9 @@ def format_summary(summary: RunSummary) -> str:
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(header, widths))]
     lines += ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in rows]
     if summary.ceiling:
-        lines.append(f"ceiling: {summary.ceiling['value']:.4f} ({summary.ceiling['source']})")
+        value = summary.ceiling.get("value")
+        shown = f"{value:.4f}" if isinstance(value, (int, float)) and value == value else "undefined"
+        lines.append(f"ceiling: {shown} ({summary.ceiling.get('source', 'unknown source')})")
     if summary.baseline and summary.baseline.get("spearman_mean") is None:  # a task's own reference (humans)
         b = summary.baseline
         sd = f" +- {b['alignment_sd']:.3f}" if b.get("alignment_sd") is not None else ""
