@@ -344,23 +344,37 @@ def _row_by_counting(x: np.ndarray, h: np.ndarray) -> tuple[float, float, bool] 
     """Rank a map with few distinct values (quantised or binned maps) without sorting it.
 
     A strided sample proposes the distinct values; each pixel's value index is the number of
-    proposed values <= it (a few vector compares), and the map is accepted only if every pixel
-    equals its proposed value -- a value the sample missed (or a NaN) sends the map to
-    :func:`_row_by_sorting`. Per value, the count gives the average rank and one bincount sums
-    the reference ranks, so the cost is O(n * distinct values) with no sort.
+    proposed values <= it, minus one (a few vector compares). Pixels whose value the sample
+    missed (rare tail values) are few: their values join the set, and the index is corrected
+    with one compare per added value. Returns None (sort instead) for a map with a NaN or more
+    than ``_COUNT_MAX_VALUES`` distinct values. Per value, the count gives the average rank and
+    one bincount sums the reference ranks: O(n * distinct values), no sort.
     """
     n = x.size
     values = np.unique(x[:: max(1, n // _COUNT_SAMPLE)])  # sorted; -0.0 and +0.0 merge
+    if values.size > _COUNT_MAX_VALUES or np.isnan(values[-1]):
+        return None
+    at_most = np.zeros(n, dtype=np.intp)  # number of values <= each pixel
+    mask = np.empty(n, dtype=bool)
+    for v in values:
+        np.greater_equal(x, v, out=mask)
+        at_most += mask
+    np.not_equal(values.take(at_most - 1, mode="clip"), x, out=mask)
+    missed = np.flatnonzero(mask)
+    if missed.size:
+        if missed.size * _COUNT_MAX_VALUES > n:  # many values outside the sample: not few
+            return None
+        extra = np.unique(x.take(missed))
+        if np.isnan(extra[-1]) or values.size + extra.size > _COUNT_MAX_VALUES:
+            return None
+        for v in extra:
+            np.greater_equal(x, v, out=mask)
+            at_most += mask
+        values = np.union1d(values, extra)
+    at_most -= 1  # now the index of each pixel's value in `values`
     d = values.size
-    if d > _COUNT_MAX_VALUES or np.isnan(values[-1]):
-        return None
-    inv = np.zeros(n, dtype=np.intp)
-    for v in values[1:]:
-        np.add(inv, x >= v, out=inv, casting="unsafe")
-    if not np.array_equal(values.take(inv), x):  # some value is not in the sample (or a NaN)
-        return None
-    counts = np.bincount(inv, minlength=d).astype(np.float64)
-    ref_sums = np.bincount(inv, weights=h, minlength=d)
+    counts = np.bincount(at_most, minlength=d).astype(np.float64)
+    ref_sums = np.bincount(at_most, weights=h, minlength=d)
     # 0-based average position of each value's run, centred on the mean position (n - 1) / 2
     centred = np.cumsum(counts) - (counts + 1.0) / 2.0 - (n - 1) / 2.0
     num = float(np.dot(centred, ref_sums))

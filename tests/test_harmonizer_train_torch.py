@@ -179,3 +179,20 @@ def test_model_argument_is_checked(tmp_path):
 
     with pytest.raises(InvalidInputError, match="model must be an nn.Module"):
         trainer_torch.train(object(), generated_batches(1), cfg(epochs=1, steps_per_epoch=1), tmp_path)
+
+
+def test_tensorboard_events_or_a_warning(tmp_path):
+    """tensorboard=True (the default) writes events when the package is there, else warns once and
+    keeps the CSV (tf.summary without the package would crash the run)."""
+    import importlib.util
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer_torch.train(tiny_model(), generated_batches(1), cfg(epochs=1, steps_per_epoch=1, tensorboard=True),
+                            tmp_path, arch=ARCH, export=False)
+    assert len(list(csv.DictReader(open(tmp_path / "metrics.csv")))) == 1
+    if importlib.util.find_spec("tensorboard") is None:
+        assert any("tensorboard package is not installed" in str(w.message) for w in caught)
+    else:
+        assert any((tmp_path / "tensorboard").iterdir())

@@ -67,9 +67,17 @@ def _fmt(value: Any) -> Any:
 
 def _tensorboard(log_dir: str | Path):
     """``(tag, value, step) -> None`` writing TensorBoard events, or None when neither torch's
-    SummaryWriter (needs the ``tensorboard`` package) nor an already imported TensorFlow is there."""
+    SummaryWriter (needs the ``tensorboard`` package) nor an already imported TensorFlow is there.
+    Both writers need the ``tensorboard`` package (``tf.summary.scalar`` raises without it), so
+    without it the log is the CSV only, said once by a warning."""
+    import importlib.util
     import sys
+    import warnings
 
+    if importlib.util.find_spec("tensorboard") is None:
+        warnings.warn("the tensorboard package is not installed: training metrics go to metrics.csv only "
+                      "(pip install tensorboard for TensorBoard events)", RuntimeWarning, stacklevel=3)
+        return None
     try:
         from torch.utils.tensorboard import SummaryWriter
 

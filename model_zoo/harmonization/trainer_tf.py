@@ -3,9 +3,10 @@
 ``train(model, data, config, output_dir)`` runs the recipe of :class:`~.config.TrainConfig` (the
 same schedule, augmentation, data handling and outputs as :mod:`.trainer_torch`):
 
-* strategy (:func:`pick_strategy`): ``TPUStrategy`` when a TPU resolves (``config.tpu`` or the
-  ``TPU_NAME`` environment variable; "local" on a TPU VM), ``MirroredStrategy`` over all GPUs when
-  there are several, the default strategy otherwise; or pass ``strategy=``;
+* strategy (:func:`pick_strategy`): ``TPUStrategy`` when a TPU resolves (``config.tpu``, the
+  ``TPU_NAME`` environment variable, or TPU chips attached: "local" on a TPU VM),
+  ``MirroredStrategy`` over all GPUs when there are several, the default strategy otherwise; or
+  pass ``strategy=``;
 * one process feeds every replica: each step takes one *global* batch from ``data`` (augmented on
   the host with :func:`.data.flip_and_mixup`) and hands replica r its r-th slice; the per-replica
   loss is divided by the number of replicas, so the summed gradients are those of the global mean;
@@ -60,18 +61,25 @@ class TrainResult:
 
 
 def pick_strategy(tpu: str | None = None) -> Any:
-    """TPUStrategy when a TPU resolves (``tpu`` or ``$TPU_NAME``), MirroredStrategy on >1 GPU,
-    else the default (one device) strategy. A TPU that was asked for but does not resolve is an
-    error (never a silent fall-back to CPU)."""
-    tpu = tpu or os.environ.get("TPU_NAME")
-    if tpu:
+    """TPUStrategy when a TPU resolves, MirroredStrategy on >1 GPU, else the default strategy.
+
+    A TPU is tried when named (``tpu`` / ``config.tpu``, else ``$TPU_NAME``; "local" on a TPU VM),
+    and on a machine with TPU chips attached (``/dev/accel*``, a TPU VM) as "local". A TPU that
+    was named but does not resolve is an error (never a silent fall-back to CPU); an auto-detected
+    one that does not resolve falls through to the GPU/CPU choices."""
+    import glob
+
+    named = tpu or os.environ.get("TPU_NAME")
+    candidate = named or ("local" if glob.glob("/dev/accel*") else None)
+    if candidate:
         try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="" if tpu == "local" else tpu)
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="" if candidate == "local" else candidate)
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
+            return tf.distribute.TPUStrategy(resolver)
         except (ValueError, RuntimeError, tf.errors.OpError) as exc:
-            raise InvalidInputError(f"TPU {tpu!r} (config tpu / $TPU_NAME) does not resolve: {exc}") from None
-        return tf.distribute.TPUStrategy(resolver)
+            if named:
+                raise InvalidInputError(f"TPU {named!r} (config tpu / $TPU_NAME) does not resolve: {exc}") from None
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
@@ -115,6 +123,8 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
       what the export records. Default for a user model: ImageNet mean/std at 224.
     """
     config = as_config(config)
+    if isinstance(model, str) and model != config.model:
+        config = config.replace(model=model)  # recorded in config.json and checked on resume
     out = Path(output_dir)
     strategy = strategy or pick_strategy(config.tpu)
     replicas = strategy.num_replicas_in_sync

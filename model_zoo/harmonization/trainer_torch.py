@@ -154,6 +154,8 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
     from model_zoo.harmonization.models import build
 
     config = as_config(config)
+    if isinstance(model, str) and model != config.model:
+        config = config.replace(model=model)  # recorded in config.json and checked on resume
     out = Path(output_dir)
     d = setup_distributed()
     device = _device(d)
