@@ -15,13 +15,11 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-# explicit flags -> TrainConfig fields (every other field: --set KEY=VALUE)
-_FLAGS = {
-    "epochs": int, "batch_size": int, "lr": float, "base_lr": float, "warmup_epochs": float,
-    "steps_per_epoch": int, "lambda_harmonization": float, "num_classes": int, "seed": int,
-    "checkpoint_every": int, "mixup_alpha": float, "label_smoothing": float, "weight_decay": float,
-    "momentum": float, "pyramid_levels": int, "clickme_fraction": float,
-}
+# explicit flags, named as their TrainConfig fields (every other field: --set KEY=VALUE)
+_FLAGS = ("model", "harmonize", "framework", "max_steps", "init", "precision", "epochs", "batch_size", "lr",
+          "base_lr", "warmup_epochs", "steps_per_epoch", "lambda_harmonization", "num_classes", "seed",
+          "checkpoint_every", "mixup_alpha", "label_smoothing", "weight_decay", "momentum", "pyramid_levels",
+          "clickme_fraction")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -87,8 +85,7 @@ def build_config(args: argparse.Namespace) -> Any:
         sets[key.strip()] = value.strip()
     if sets:
         config = merge(config, sets, source="--set")
-    flags = {k: getattr(args, k, None) for k in (*_FLAGS, "model", "harmonize", "framework", "max_steps", "init",
-                                                 "precision")}
+    flags = {k: getattr(args, k, None) for k in _FLAGS}
     return merge(config, {k: v for k, v in flags.items() if v is not None}, source="command line")
 
 
