@@ -1,8 +1,9 @@
 """Speed of the Spearman inner loop, measured in one run (not a test).
 
-For 64 pairs of 224x224 float32 maps (model map vs human map), in three flavours (continuous
+For 64 pairs of 224x224 float32 maps (model map vs human map), in four flavours (continuous
 random values; ReLU-like maps with about half the pixels exactly zero; coarsely quantised maps
-with ~20 distinct values), prints:
+with ~20 distinct values, half of them zero; maps of 8 integer levels, ranked by counting rather
+than sorting), prints:
 
   (1) speed-up of ``benchmark.metrics.spearman_ranked`` (human maps ranked once beforehand, as the
       suite does for every model) over a per-image ``scipy.stats.spearmanr`` loop   target >= 4x
@@ -10,17 +11,19 @@ with ~20 distinct values), prints:
                                                                                    target <= 3x
   (3) the largest |rho - scipy's rho|                                              target <= 1e-6
 
-and, for reference, ``spearman(a, b)`` which ranks both stacks. Timings are best of
-``--repeat`` runs (``timeit.repeat``), so noise from other processes inflates them less.
-With ``--cuda`` and a GPU, the torch path is timed too.
+and, for reference, ``spearman(a, b)`` which ranks both stacks. The candidates are timed in
+interleaved rounds (one run of each per round) and each time is the median over ``--repeat``
+rounds, so a burst of load from other processes hits all of them alike and moves the ratios
+little. With ``--cuda`` and a GPU, the torch path is timed too.
 
     python bench/bench_spearman.py [--n 64] [--size 224] [--repeat 7]
 """
 from __future__ import annotations
 
 import argparse
-import timeit
+import time
 import warnings
+from typing import Callable
 
 import numpy as np
 from scipy import stats
@@ -35,11 +38,21 @@ def make_maps(kind: str, n: int, size: int, rng: np.random.Generator) -> np.ndar
         return np.maximum(rng.normal(size=(n, size, size)), 0).astype(np.float32)
     if kind == "quantised":
         return np.maximum(np.round(rng.normal(size=(n, size, size)) * 4) / 4, 0).astype(np.float32)
+    if kind == "8-levels":
+        return rng.integers(1, 9, size=(n, size, size)).astype(np.float32)
     raise ValueError(kind)
 
 
-def best(fn, repeat: int) -> float:
-    return min(timeit.repeat(fn, number=1, repeat=repeat))
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median wall time of each function over `repeat` rounds; each round runs every function
+    once, in turn."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def scipy_loop(model: np.ndarray, human: np.ndarray) -> np.ndarray:
@@ -52,27 +65,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=64, help="pairs of maps (default 64)")
     parser.add_argument("--size", type=int, default=224, help="map side (default 224)")
-    parser.add_argument("--repeat", type=int, default=7, help="timing repeats, best taken")
+    parser.add_argument("--repeat", type=int, default=7, help="interleaved timing rounds, median taken")
     parser.add_argument("--cuda", action="store_true", help="also time the torch path on a GPU")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     human = make_maps("relu-zeros", args.n, args.size, rng)  # blurred click maps have ties too
     ranked = rank_maps(human)
-    print(f"{args.n} pairs of {args.size}x{args.size} float32 maps; best of {args.repeat} runs")
+    print(f"{args.n} pairs of {args.size}x{args.size} float32 maps; median of {args.repeat} interleaved rounds")
     header = (f"{'model maps':<11} {'scipy loop':>10} {'ranked':>8} {'np.sort':>8} "
               f"{'(1) speed-up':>12} {'(2) / sort':>10} {'(3) max|diff|':>13} {'spearman(a,b)':>13}")
     print(header)
-    for kind in ("random", "relu-zeros", "quantised"):
+    for kind in ("random", "relu-zeros", "quantised", "8-levels"):
         model = make_maps(kind, args.n, args.size, rng)
         flat = model.reshape(args.n, -1)
         want = scipy_loop(model, human)
         got = spearman_ranked(ranked, model)
         diff = float(np.nanmax(np.abs(got - want)))
         assert np.array_equal(np.isnan(got), np.isnan(want))
-        t_scipy = best(lambda: scipy_loop(model, human), max(2, args.repeat // 3))
-        t_ours = best(lambda: spearman_ranked(ranked, model), args.repeat)
-        t_sort = best(lambda: np.sort(flat, axis=-1), args.repeat)
-        t_both = best(lambda: spearman(model, human), args.repeat)
+        t = interleaved_medians({
+            "scipy": lambda: scipy_loop(model, human),
+            "ours": lambda: spearman_ranked(ranked, model),
+            "sort": lambda: np.sort(flat, axis=-1),
+            "both": lambda: spearman(model, human),
+        }, args.repeat)
+        t_scipy, t_ours, t_sort, t_both = t["scipy"], t["ours"], t["sort"], t["both"]
         print(f"{kind:<11} {t_scipy * 1e3:>8.1f}ms {t_ours * 1e3:>6.1f}ms {t_sort * 1e3:>6.1f}ms "
               f"{t_scipy / t_ours:>11.1f}x {t_ours / t_sort:>9.2f}x {diff:>13.1e} {t_both * 1e3:>11.1f}ms")
     if args.cuda:
@@ -89,7 +105,7 @@ def main() -> None:
                 spearman_ranked(ranked, model)
                 torch.cuda.synchronize()
 
-            print(f"cuda {kind:<11} {best(run, args.repeat) * 1e3:.2f}ms")
+            print(f"cuda {kind:<11} {interleaved_medians({'run': run}, args.repeat)['run'] * 1e3:.2f}ms")
 
 
 if __name__ == "__main__":

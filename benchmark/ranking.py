@@ -3,21 +3,29 @@
 Spearman's rho is the Pearson correlation of average ranks (ties share the mean of the ranks
 they span), as in ``scipy.stats.spearmanr`` on the two flattened maps. The human maps never
 change, so :func:`rank_maps` ranks them once into a :class:`RankedMaps`, and
-:func:`spearman_ranked` then only has to rank the model maps: one sort per batch.
+:func:`spearman_ranked` then only has to rank the model maps.
 
-How the CPU path stays within a few plain sorts (see ``bench/bench_spearman.py``):
+How the CPU path stays within about one plain ``np.sort`` of the model maps (measured with
+``bench/bench_spearman.py``; see there for the numbers):
 
-* Each float32 value is widened to float64 (exact: the low 29 mantissa bits are zero) and its
-  pixel index is written into those 29 bits, so ``np.sort`` of the tagged values returns the
-  sorted values *and* the permutation in one SIMD sort -- ``argsort`` is ~3x slower here.
-  Within a run of equal values the tags only reorder the run, which does not change ranks.
+* float32 maps of >= ``_ROW_PATH_MIN_PIXELS`` pixels (saliency maps) are scored one map at a
+  time, so every temporary stays in cache. Exact zeros (ReLU dead regions, |grad| = 0) are left
+  out of the sort -- their average rank follows from their count. The other pixels are sorted by
+  a two-pass LSD radix sort of order-preserving uint32 keys (numpy's stable argsort of 16-bit
+  keys is a radix sort), which gives the order and the permutation for about the price of
+  ``np.sort`` of the floats. Maps with few distinct values (binary masks, coarse quantisation)
+  are not sorted at all: each value's average rank follows from counts, and one bincount sums
+  the reference ranks per value (:func:`_value_index`, with a cost model choosing).
 * Without ties the rank at sorted position j is j, so the numerator of the correlation is a
   dot product of the centred positions with the human ranks gathered in sorted order, and the
-  denominator is the closed form n(n^2-1)/12. Tied runs are found by comparing neighbours with
-  the tag masked off, and only their elements are corrected (usually a few per map; a
-  ReLU-zero region is one long run).
+  denominator is the closed form n(n^2-1)/12. Tied runs are found by comparing sorted
+  neighbours, and only their elements are corrected (few in a continuous map), or, when many
+  elements are tied, each run by two segment sums.
+* Other maps (float64 values not representable in float32, small maps) take a batched path:
+  each float32 value is widened to float64 with its pixel index in the 29 spare mantissa
+  bits, so one ``np.sort`` per chunk returns sorted values and permutation together.
 * Human ranks are stored as float32 (average ranks are half-integers, exact below 2^23 pixels);
-  every sum is accumulated in float64.
+  every sum is accumulated in float64 and is exact (half-integer products below 2^52).
 
 CUDA tensors take a torch path (sort on the device). Neither torch nor TensorFlow is imported
 unless a torch tensor is passed in.
@@ -41,7 +49,8 @@ _CHUNK = 64  # maps sorted per batch: bounds temporaries (~25 MB each at 224x224
 _DENSE_TIES_FRACTION = 16  # above 1/16 of the pixels tied, correct ties in one dense pass
 _ROW_PATH_MIN_PIXELS = 4096  # float32 maps this big are scored one map at a time (L2-sized work)
 _COUNT_SAMPLE = 1024  # pixels sampled to propose a map's distinct values
-_COUNT_MAX_VALUES = 32  # maps with at most this many distinct values are ranked by counting
+_COUNT_MAX_VALUES = 24  # never rank a map with more distinct values than this by counting
+_COUNT_BREAK_EVEN = 16  # see the cost model in _value_index
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,6 +263,11 @@ def rank_maps(maps: Any) -> RankedMaps:
     ranks = np.empty((m, n), dtype=np.float32)  # exact: n < _MAX_PIXELS
     ss = np.empty(m)
     undefined = np.empty(m, dtype=bool)
+    if rows.dtype == np.float32 and n >= _ROW_PATH_MIN_PIXELS:  # one map at a time (see _row_sort)
+        for i in range(m):
+            ranks[i], ss[i], undefined[i] = _row_ranks(rows[i])
+        undefined |= ss <= 0.0
+        return RankedMaps(ranks, ss, undefined, map_shape)
     for lo in range(0, m, _CHUNK):  # chunks bound the temporaries for big stacks
         chunk = rows[lo : lo + _CHUNK]
         k = chunk.shape[0]
@@ -331,28 +345,110 @@ def _row_numerator(x: np.ndarray, h: np.ndarray, positions: np.ndarray) -> tuple
     average ranks, summing to n(n+1)/2): (sum of centred model average rank x reference rank,
     the model's centred sum of squares, whether `x` has a NaN). `positions` is arange(n) float64.
 
-    Every term is a half-integer (or quarter-integer) product summed below 2^50, so the float64
-    sums are exact, whatever their order.
-    """
-    counted = _row_by_counting(x, h)
-    if counted is not None:
-        return counted
-    return _row_by_sorting(x, h, positions)
-
-
-def _row_by_counting(x: np.ndarray, h: np.ndarray) -> tuple[float, float, bool] | None:
-    """Rank a map with few distinct values (quantised or binned maps) without sorting it.
-
-    A strided sample proposes the distinct values; each pixel's value index is the number of
-    proposed values <= it, minus one (a few vector compares). Pixels whose value the sample
-    missed (rare tail values) are few: their values join the set, and the index is corrected
-    with one compare per added value. Returns None (sort instead) for a map with a NaN or more
-    than ``_COUNT_MAX_VALUES`` distinct values. Per value, the count gives the average rank and
-    one bincount sums the reference ranks: O(n * distinct values), no sort.
+    Every term is a half- or quarter-integer product summed below 2^50, so the float64 sums are
+    exact, whatever their order.
     """
     n = x.size
-    values = np.unique(x[:: max(1, n // _COUNT_SAMPLE)])  # sorted; -0.0 and +0.0 merge
-    if values.size > _COUNT_MAX_VALUES or np.isnan(values[-1]):
+    indexed = _value_index(x)
+    if indexed is not None:  # few distinct values: counted
+        index, d = indexed
+        counts = np.bincount(index, minlength=d).astype(np.float64)
+        centred = _value_centred_ranks(counts, n)
+        num = float(np.dot(centred, np.bincount(index, weights=h, minlength=d)))
+        return num, _ss(n, float(np.sum(counts**3 - counts))), False
+    srt = _row_sort(x)
+    if srt is None:
+        return float("nan"), float("nan"), True
+    v, order, z, neg = srt
+    m = n - z
+    g = h.take(order).astype(np.float64)  # reference ranks in sorted order
+    c0 = (n - 1) / 2.0
+    g_sum = float(g.sum())
+    # sorted non-zero j sits at full position j (negatives) or j + z (positives)
+    num = float(np.einsum("i,i->", g, positions[:m])) + z * float(g[neg:].sum()) - c0 * g_sum
+    if z:
+        zero_centred = neg + (z - 1) / 2.0 - c0
+        num += zero_centred * (n * (n + 1) / 2.0 - g_sum)  # reference ranks at the zeros
+    tie_term = float(z) ** 3 - z
+    runs = _row_runs(v)
+    if runs is not None:
+        start, end = runs
+        length = end - start + 1
+        lf = length.astype(np.float64)
+        tie_term += float(np.sum(lf**3 - lf))
+        n_tied = int(length.sum())
+        if n_tied * _DENSE_TIES_FRACTION <= m:  # few tied elements (a continuous map): visit only them
+            pos, offset = _sparse_offsets(_Runs(start, length, start))
+            num += float(np.dot(offset, g.take(pos)))
+        else:  # a run [s, e] gets (s + e) / 2 instead of j: two segment sums per run
+            bounds = np.empty(2 * start.size, dtype=np.int64)
+            bounds[0::2], bounds[1::2] = start, end + 1
+            g_run = np.add.reduceat(np.append(g, 0.0), bounds)[0::2]
+            jg_run = np.add.reduceat(np.append(g * positions[:m], 0.0), bounds)[0::2]
+            num += float(np.sum((start + end) / 2.0 * g_run - jg_run))
+    return num, _ss(n, tie_term), False
+
+
+def _row_ranks(x: np.ndarray) -> tuple[np.ndarray, float, bool]:
+    """1-based average ranks of one float32 map (n,) as float32 (``scipy.stats.rankdata``), its
+    centred sum of squares, whether it has a NaN (ranks then undefined: NaN-free garbage)."""
+    n = x.size
+    indexed = _value_index(x)
+    if indexed is not None:
+        index, d = indexed
+        counts = np.bincount(index, minlength=d).astype(np.float64)
+        rank_of_value = (_value_centred_ranks(counts, n) + (n + 1) / 2.0).astype(np.float32)
+        return rank_of_value.take(index), _ss(n, float(np.sum(counts**3 - counts))), False
+    srt = _row_sort(x)
+    if srt is None:
+        return np.zeros(n, dtype=np.float32), float("nan"), True
+    v, order, z, neg = srt
+    m = n - z
+    sorted_rank = np.arange(1.0, m + 1.0)
+    sorted_rank[neg:] += z
+    tie_term = float(z) ** 3 - z
+    runs = _row_runs(v)
+    if runs is not None:
+        start, end = runs
+        length = end - start + 1
+        lf = length.astype(np.float64)
+        tie_term += float(np.sum(lf**3 - lf))
+        pos, offset = _sparse_offsets(_Runs(start, length, start))
+        sorted_rank[pos] += offset
+    ranks = np.empty(n, dtype=np.float32)
+    if z:
+        ranks.fill(neg + (z + 1) / 2.0)  # the zeros' average rank; the others are overwritten
+    ranks[order] = sorted_rank
+    return ranks, _ss(n, tie_term), False
+
+
+def _ss(n: int, tie_term: float) -> float:
+    """Sum of squared centred average ranks: n(n^2-1)/12 - sum over tied runs of (L^3-L)/12."""
+    return n * (n * n - 1.0) / 12.0 - tie_term / 12.0
+
+
+def _value_centred_ranks(counts: np.ndarray, n: int) -> np.ndarray:
+    """Centred average rank of each distinct value, from the values' counts in ascending order."""
+    return np.cumsum(counts) - (counts + 1.0) / 2.0 - (n - 1) / 2.0
+
+
+def _value_index(x: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """(index of each pixel's value among the map's sorted distinct values, number of values),
+    found without sorting the map -- or None where sorting is expected to be cheaper.
+
+    A strided sample proposes the distinct values; each pixel's index is the number of proposed
+    values <= it, minus one (one vector compare per value). Pixels whose value the sample missed
+    (rare tail values) are few: their values join the set and the index is corrected with one
+    compare per added value. None for a map with a NaN, with more than ``_COUNT_MAX_VALUES``
+    values, or where the cost model below favours the radix sort of :func:`_row_sort`.
+    """
+    n = x.size
+    sample = x[:: max(1, n // _COUNT_SAMPLE)]
+    values = np.unique(sample)  # sorted; -0.0 and +0.0 merge
+    # cost model (bench/bench_spearman.py): counting ~ (values + 4) passes over all pixels, the
+    # radix sort ~ _COUNT_BREAK_EVEN passes over the non-zero pixels only
+    nonzero_fraction = np.count_nonzero(sample) / sample.size
+    if values.size + 4 > _COUNT_BREAK_EVEN * nonzero_fraction or np.isnan(values[-1]):
         return None
     at_most = np.zeros(n, dtype=np.intp)  # number of values <= each pixel
     mask = np.empty(n, dtype=bool)
@@ -371,76 +467,53 @@ def _row_by_counting(x: np.ndarray, h: np.ndarray) -> tuple[float, float, bool] 
             np.greater_equal(x, v, out=mask)
             at_most += mask
         values = np.union1d(values, extra)
-    at_most -= 1  # now the index of each pixel's value in `values`
-    d = values.size
-    counts = np.bincount(at_most, minlength=d).astype(np.float64)
-    ref_sums = np.bincount(at_most, weights=h, minlength=d)
-    # 0-based average position of each value's run, centred on the mean position (n - 1) / 2
-    centred = np.cumsum(counts) - (counts + 1.0) / 2.0 - (n - 1) / 2.0
-    num = float(np.dot(centred, ref_sums))
-    ss = n * (n * n - 1.0) / 12.0 - float(np.sum(counts**3 - counts)) / 12.0
-    return num, ss, False
+    at_most -= 1
+    return at_most, values.size
 
 
-def _row_by_sorting(x: np.ndarray, h: np.ndarray, positions: np.ndarray) -> tuple[float, float, bool]:
-    """Rank a map by one sort of its non-zero pixels.
+def _row_sort(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+    """Sort the non-zero pixels of one float32 map (n,): (sorted uint32 keys (m,), pixel index of
+    each (m,), number of zeros z = n - m, number of negative values); None if the map has a NaN.
 
     Exact zeros (ReLU dead regions, |gradient| = 0) are the common long tie: they are left out
     of the sort, since their average rank follows from their count and the number of negative
-    values. The other pixels are sorted as one uint64 key per pixel, (order-preserving float32
-    bits << pixel bits) | pixel index, so the sort yields the order and the permutation
-    together (``argsort`` is ~3x slower). Ties among them (equal value bits) are corrected per
-    run from two segment sums.
+    values. The other pixels' float32 bits are mapped to uint32 keys in the same order and
+    sorted by a two-pass LSD radix sort: numpy's stable argsort of 16-bit keys is a radix sort,
+    so the two passes together cost about one ``np.sort`` of the float32 map and give the
+    permutation too (``argsort`` of the floats is ~3-6x slower, a sort of 64-bit value|pixel
+    keys ~2x; measured with bench/bench_spearman.py).
     """
-    n = x.size
     bits = x.view(np.uint32)
     nonzero = x != 0  # -0.0 == 0.0: both zeros are one tie, as for scipy
     m = int(np.count_nonzero(nonzero))
-    z = n - m
-    if z:
-        pixel = np.flatnonzero(nonzero)
-        v = bits.take(pixel)
-    else:
-        pixel = None
-        v = bits.copy()
+    z = x.size - m
+    pixel = np.flatnonzero(nonzero) if z else None
+    v = bits.take(pixel) if z else bits.copy()
     # order-preserving map of float32 bits to uint32: negatives flip all bits, others the sign
     v ^= (np.uint32(0) - (v >> np.uint32(31))) | np.uint32(0x80000000)
-    pb = max(1, (n - 1).bit_length())
-    key = v.astype(np.uint64)
-    key <<= np.uint64(pb)
-    key |= np.arange(n, dtype=np.uint64) if pixel is None else pixel.astype(np.uint64)
-    key.sort()
-    value_bits = key >> np.uint64(pb)
+    low_first = np.argsort(v.astype(np.uint16), kind="stable")  # radix pass on the low 16 bits
+    v = v.take(low_first)
+    high_then = np.argsort((v >> np.uint32(16)).astype(np.uint16), kind="stable")
+    v = v.take(high_then)
+    order = low_first.take(high_then)  # sorted position -> index among the non-zero pixels
     # NaNs map above +inf (0xff800000) or, with the sign bit set, below -inf (0x007fffff)
-    if m and (value_bits[-1] > 0xFF800000 or value_bits[0] < 0x007FFFFF):
-        return float("nan"), float("nan"), True
-    key &= np.uint64((1 << pb) - 1)
-    g = h.take(key.view(np.int64)).astype(np.float64)  # reference ranks in sorted order
-    neg = int(np.searchsorted(value_bits, 0x80000000))  # values below zero come first
-    c0 = (n - 1) / 2.0
-    g_sum = float(g.sum())
-    # sorted non-zero j sits at full position j (negatives) or j + z (positives)
-    num = float(np.einsum("i,i->", g, positions[:m])) + z * float(g[neg:].sum()) - c0 * g_sum
+    if m and (v[-1] > 0xFF800000 or v[0] < 0x007FFFFF):
+        return None
     if z:
-        zero_centred = neg + (z - 1) / 2.0 - c0
-        num += zero_centred * (n * (n + 1) / 2.0 - g_sum)  # reference ranks at the zeros
-    tie_term = float(z) ** 3 - z
-    eq = value_bits[1:] == value_bits[:-1]
-    if eq.any():
-        edge = np.zeros(m + 1, dtype=bool)
-        edge[1:m] = eq
-        edges = np.flatnonzero(edge[1:] != edge[:-1])
-        start, end = edges[0::2], edges[1::2]
-        length = (end - start + 1).astype(np.float64)
-        tie_term += float(np.sum(length**3 - length))
-        # a run [s, e] gets (s + e) / 2 instead of j: add sum_j g_j ((s + e) / 2 - j)
-        bounds = np.empty(2 * start.size, dtype=np.int64)
-        bounds[0::2], bounds[1::2] = start, end + 1
-        g_run = np.add.reduceat(np.append(g, 0.0), bounds)[0::2]
-        jg_run = np.add.reduceat(np.append(g * positions[:m], 0.0), bounds)[0::2]
-        num += float(np.sum((start + end) / 2.0 * g_run - jg_run))
-    ss = n * (n * n - 1.0) / 12.0 - tie_term / 12.0
-    return num, ss, False
+        order = pixel.take(order)
+    return v, order, z, int(np.searchsorted(v, 0x80000000))
+
+
+def _row_runs(v: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Runs of >= 2 equal keys in a sorted row: (first, last) sorted positions, int64; None if
+    there is no tie."""
+    m = v.size
+    edge = np.zeros(m + 1, dtype=bool)
+    np.equal(v[1:], v[:-1], out=edge[1:m])
+    if not edge.any():
+        return None
+    edges = np.flatnonzero(edge[1:] != edge[:-1])
+    return edges[0::2], edges[1::2]
 
 
 def spearman(a: Any, b: Any) -> np.ndarray:

@@ -202,3 +202,21 @@ def test_sources_json_lists_the_official_shards():
     assert extra.file == "val-17.tfrecords" and extra.outside_paper_loader
     assert split_shards("train", include_outside_paper_loader=True)[-1].file == "train-318.tfrecords"
     assert Path(src["base"]).name == "click-me"
+
+
+def test_default_source_is_the_official_location_and_cache_env(tmp_path, monkeypatch):
+    """No mirror: the official URL, files into $ALIGNBENCH_CACHE/clickme/<split>; offline says so once."""
+    from benchmark.datasets.download import load_sources, split_shards
+
+    monkeypatch.setenv("ALIGNBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ALIGNBENCH_OFFLINE", "1")
+    with pytest.raises(DataUnavailableError) as err:
+        fetch_shards(split_shards("val"))
+    msg = str(err.value)
+    folder = tmp_path / "cache" / "clickme" / "val"
+    assert f"put the files in {folder}" in msg and load_sources()["base"] + "/val/" in msg
+    assert "(17 files)" in msg and len(msg.splitlines()) == 1
+    folder.mkdir(parents=True)
+    for s in split_shards("val"):  # files put there by hand are used as they are, offline
+        (folder / s.file).write_bytes(b"shard")
+    assert fetch_shards(split_shards("val")) == [folder / s.file for s in split_shards("val")]

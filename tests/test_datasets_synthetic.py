@@ -103,10 +103,22 @@ def test_cli_generate_and_info(tmp_path, capsys):
     assert info["images"] == 5 and info["synthetic"] and info["has_participant_maps"]
     assert info["skips"]["total"] == 0 and info["fingerprint"].startswith("sha256:")
     assert main(["data", "info", str(out)]) == 0
-    assert "5 images" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "5 images (5 records)" in text and f"1 shard in {out.resolve()}" in text
     assert main(["data", "info", "--list"]) == 0
     listed = capsys.readouterr().out.split()
     assert listed[:4] == ["clickme-val", "clickme-val-all", "clickme-train", "clickme-train-all"]
+
+
+def test_cli_describes_files_of_every_dataset_kind(tmp_path):
+    from benchmark.cli.data_cmd import describe_files
+
+    shards = [tmp_path / f"val-{k}.tfrecords" for k in range(3)]
+    assert describe_files(shards) == f"3 shards in {tmp_path}"
+    assert describe_files(shards[:1]) == f"1 shard in {tmp_path}"
+    assert describe_files([tmp_path / "clicktionary.csv"]) == f"file {tmp_path / 'clicktionary.csv'}"
+    assert describe_files([tmp_path / "a" / "x.mat", tmp_path / "b" / "y.mat"]) == f"2 files in {tmp_path}"
+    assert describe_files([]) == "no files"
 
 
 def test_cli_download_offline_is_one_line_exit_2(tmp_path, capsys, monkeypatch):

@@ -209,3 +209,99 @@ def test_dice_iou_validation_and_nan(rng):
             metrics.dice(a, b, percentile=bad)
     with pytest.raises(InvalidInputError, match="differ in shape"):
         metrics.iou(a, b[:1])
+
+
+# --- the per-map fast path (float32 maps of >= 4096 pixels) ---------------------------------------
+
+def _negative_nan() -> np.float32:
+    return np.array([0xFFC00000], dtype=np.uint32).view(np.float32)[0]
+
+
+def _edge_case_maps(rng: np.random.Generator, side: int = 64) -> np.ndarray:
+    """float32 model maps that exercise every branch of the per-map path."""
+    maps = rng.normal(size=(12, side, side)).astype(np.float32)
+    maps[0] = np.maximum(maps[0], 0)  # ReLU: half exact zeros
+    maps[1, :20] = -0.0  # negative zeros tie with +0.0 ...
+    maps[1, 20:40] = 0.0  # ... amid negative and positive values
+    maps[2] = 0.0  # all-zero map: undefined
+    maps[3] = -0.0
+    maps[3, 0, :7] = 0.0  # all zeros of both signs: still constant
+    maps[4, 5, 5] = np.nan
+    maps[5, 0, 0] = _negative_nan()  # sign bit set: must not sort as a tiny value
+    maps[6, :2] = np.inf
+    maps[6, 2, :5] = -np.inf
+    maps[6, 3:10] = 0.0
+    maps[7] = np.round(maps[7]) - 3  # ~8 values, mostly negative, few zeros: counted
+    maps[8] = np.abs(np.round(maps[8] * 1.5))
+    maps[8, 0, 1:4] = [17.25, -3.0, 0.125]  # values the strided sample misses: counted after all
+    maps[9] = np.round(maps[9])
+    maps[9, 1, 1] = np.nan  # NaN in a few-valued map
+    maps[10] = np.where(maps[10] > 0.5, 2.0, -1.0)  # two values: counted
+    maps[11] = np.round(maps[11] * 4) / 4  # ~25 values: sorted, many long runs
+    maps[11, :30] = np.maximum(maps[11, :30], 0)
+    return maps
+
+
+def test_fast_path_edge_cases_match_scipy_and_the_chunk_path(rng, monkeypatch):
+    from benchmark import ranking
+
+    model = _edge_case_maps(rng)
+    human = np.maximum(rng.normal(size=model.shape), 0).astype(np.float32)
+    human[:, 0, 0] = 1e-3  # no constant human map
+    calls = {"count": 0, "sort": 0}
+    real_index, real_sort = ranking._value_index, ranking._row_sort
+
+    def spy_index(x):
+        out = real_index(x)
+        calls["count"] += out is not None
+        return out
+
+    def spy_sort(x):
+        calls["sort"] += 1
+        return real_sort(x)
+
+    ranked = metrics.rank_maps(human)
+    monkeypatch.setattr(ranking, "_value_index", spy_index)
+    monkeypatch.setattr(ranking, "_row_sort", spy_sort)
+    got = metrics.spearman_ranked(ranked, model)
+    assert calls["count"] == 3 and calls["sort"] == 9  # both strategies ran (7, 8, 10 counted)
+    assert_matches_scipy(got, model, human)
+    assert np.isnan(got[[2, 3, 4, 5, 9]]).all() and not np.isnan(got[[0, 1, 6, 7, 8, 10, 11]]).any()
+    monkeypatch.setattr(ranking, "_ROW_PATH_MIN_PIXELS", 1 << 30)  # the batched chunk path
+    np.testing.assert_allclose(metrics.spearman_ranked(metrics.rank_maps(human), model), got,
+                               rtol=0, atol=1e-12)
+
+
+def test_fast_path_ranks_equal_scipy_rankdata(rng):
+    maps = _edge_case_maps(rng)
+    ranked = metrics.rank_maps(maps)
+    defined = [0, 1, 6, 7, 8, 10, 11]
+    want = stats.rankdata(maps.reshape(len(maps), -1)[defined], axis=1)
+    np.testing.assert_array_equal(ranked.ranks[defined], want)
+    assert ranked.ranks.dtype == np.float32 and ranked.map_shape == (64, 64)
+    np.testing.assert_array_equal(ranked.undefined, [i not in defined for i in range(len(maps))])
+    centred = want - (want.shape[1] + 1) / 2.0
+    np.testing.assert_allclose(ranked.ss[defined], (centred**2).sum(axis=1), rtol=1e-12)
+    # both stacks ranked by the per-map path
+    other = np.maximum(rng.normal(size=maps.shape), 0).astype(np.float32)
+    assert_matches_scipy(metrics.spearman(maps, other), maps, other)
+    assert_matches_scipy(metrics.spearman(other, maps), other, maps)
+
+
+def test_fast_path_exact_against_itself_and_large_maps(rng):
+    """Identical / reversed maps give exactly +-1 and 224x224 maps with ties match scipy."""
+    human = np.maximum(rng.normal(size=(3, 224, 224)), 0).astype(np.float32)
+    model = np.stack([human[0], -human[1], np.round(human[2] * 8) / 8])
+    got = metrics.spearman_ranked(metrics.rank_maps(human), model)
+    assert got[0] == pytest.approx(1.0, abs=1e-12) and got[1] == pytest.approx(-1.0, abs=1e-12)
+    assert_matches_scipy(got, model, human)
+
+
+def test_fast_path_with_index_and_nan_reference(rng):
+    human = rng.random((3, 64, 64), dtype=np.float32)
+    human[2, 0, 0] = np.nan
+    model = np.maximum(rng.normal(size=(4, 64, 64)), 0).astype(np.float32)
+    index = np.array([2, 1, 1, 0])
+    got = metrics.spearman_ranked(metrics.rank_maps(human), model, index=index)
+    assert np.isnan(got[0]) and not np.isnan(got[1:]).any()
+    assert_matches_scipy(got, model, human[index])

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from typing import Sequence
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,8 +47,24 @@ def _download(args: argparse.Namespace) -> int:
     from benchmark.datasets import get_dataset
 
     files = get_dataset(args.name, mirror=args.mirror).files()
-    print(f"{args.name}: {len(files)} shards in {files[0].parent}")
+    print(f"{args.name}: {describe_files(files)}")
     return 0
+
+
+def describe_files(files: Sequence[str | os.PathLike]) -> str:
+    """One phrase for a dataset's files: "17 shards in DIR" for TFRecord shards, "file PATH" for one
+    manifest / recording file, "3 files in DIR" otherwise -- singular when there is one."""
+    from pathlib import Path
+
+    paths = [Path(f) for f in files]
+    if not paths:
+        return "no files"
+    folder = Path(os.path.commonpath([str(p.parent) for p in paths]))
+    if all(p.name.endswith(".tfrecords") for p in paths):
+        return f"{_count(len(paths), 'shard')} in {folder}"
+    if len(paths) == 1:
+        return f"file {paths[0]}"
+    return f"{len(paths)} files in {folder}"
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -58,9 +76,11 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _info(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
+
+def _info(args: argparse.Namespace) -> int:
     from benchmark.datasets import get_dataset, list_datasets
 
     if args.list or not args.name:
@@ -73,8 +93,9 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"{info['name']}{'  (SYNTHETIC)' if info['synthetic'] else ''}")
-    print(f"  {len(info['files'])} shards in {Path(info['files'][0]).parent}")
-    print(f"  {info['images']} images ({info['records']} records), fingerprint {info['fingerprint']}")
+    print(f"  {describe_files(info['files'])}")
+    print(f"  {_count(info['images'], 'image')} ({_count(info['records'], 'record')}), "
+          f"fingerprint {info['fingerprint']}")
     print(f"  participant maps: {'yes' if info['has_participant_maps'] else 'no'}")
     print(f"  {ds.skips.summary()}")
     return 0
