@@ -175,8 +175,8 @@ class KerasAdapter(Adapter):
         if p is None:
             return x
         gain, offset, order = self._affine  # type: ignore[misc]
-        if order is not None:
-            x = tf.gather(x, order, axis=-1)
+        if order is not None:  # RGB -> BGR; a reverse differentiates as a reverse (gather's gradient is a scatter)
+            x = tf.reverse(x, axis=[-1])
         if p.resizes:
             x = tf.image.resize(x, (p.input_size, p.input_size), method=_TF_METHODS[p.interpolation], antialias=False)
         return x * gain + offset

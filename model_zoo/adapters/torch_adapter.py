@@ -94,8 +94,8 @@ class TorchAdapter(Adapter):
         if p is None:
             return x.contiguous()
         gain, offset, order = self._gain_offset  # type: ignore[misc]
-        if order is not None:
-            x = x[:, order]
+        if order is not None:  # RGB -> BGR (the only reorder): flip is cheaper than index and its backward
+            x = x.flip(1)
         if p.resizes:
             mode = _TORCH_MODES[p.interpolation]
             kwargs = {} if mode == "nearest-exact" else {"align_corners": False, "antialias": False}
