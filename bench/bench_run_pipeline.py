@@ -6,11 +6,12 @@ Generates a ClickMe-format dataset, then measures in one process:
   t_sal  = seconds per image of `adapter.saliency` alone on batches already in memory.
 Prints t_e2e / t_sal (target <= 1.2: the data pipeline and scoring hide behind model compute).
 
-    python bench/bench_run_pipeline.py [--images 256] [--batch-size 16] [--model timm_resnet50]
+    python bench/bench_run_pipeline.py [--images 256] [--batch-size 16] [--model tv_resnet50] [--rounds 3]
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--model", default="tv_resnet50")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     import model_zoo
@@ -37,25 +39,30 @@ def main() -> None:
         # warm-up (first-call tracing / allocator) outside both timings
         first = next(iter(dataset.batches(args.batch_size, limit=args.batch_size)))
         adapter.saliency(first.images, first.labels)
-
         batches = list(dataset.batches(args.batch_size))
-        t0 = time.perf_counter()
-        for b in batches:
-            adapter.saliency(b.images, b.labels)
-        t_sal = (time.perf_counter() - t0) / args.images
-        del batches
 
-        config = runner.RunConfig(dataset=dataset.name, models=[args.model], results_dir=tmp / "results",
-                                  batch_size=args.batch_size, device="cpu", weights="random", progress=False)
-        ceiling = baselines.ensure_ceiling(dataset, config.results_dir)
-        t0 = time.perf_counter()
-        outcome = runner.run_model(dataset, args.model, config, ceiling=ceiling,
-                                   loader=lambda *a, **k: adapter)
-        t_e2e = (time.perf_counter() - t0) / args.images
-        assert outcome.status == "ok", outcome.error
-        assert outcome.record["n_images"] == args.images
+        sal, e2e = [], []
+        # Interleaved rounds, medians: other processes slow both measurements alike.
+        for r in range(args.rounds):
+            t0 = time.perf_counter()
+            for b in batches:
+                adapter.saliency(b.images, b.labels)
+            sal.append((time.perf_counter() - t0) / args.images)
 
-    print(f"model {args.model} (random weights), {args.images} images, batch {args.batch_size}, CPU")
+            config = runner.RunConfig(dataset=dataset.name, models=[args.model], results_dir=tmp / f"results-{r}",
+                                      batch_size=args.batch_size, device="cpu", weights="random", progress=False)
+            ceiling = baselines.ensure_ceiling(dataset, config.results_dir)
+            t0 = time.perf_counter()
+            outcome = runner.run_model(dataset, args.model, config, ceiling=ceiling,
+                                       loader=lambda *a, **k: adapter)
+            e2e.append((time.perf_counter() - t0) / args.images)
+            assert outcome.status == "ok", outcome.error
+            assert outcome.record["n_images"] == args.images
+            print(f"round {r + 1}: e2e/saliency {e2e[-1] / sal[-1]:.3f}")
+
+    t_sal, t_e2e = statistics.median(sal), statistics.median(e2e)
+    print(f"model {args.model} (random weights), {args.images} images, batch {args.batch_size}, CPU, "
+          f"median of {args.rounds} interleaved rounds")
     print(f"saliency only      : {1000 * t_sal:.1f} ms/image")
     print(f"end-to-end run     : {1000 * t_e2e:.1f} ms/image")
     print(f"ratio e2e/saliency : {t_e2e / t_sal:.3f}  (target <= 1.2)")
