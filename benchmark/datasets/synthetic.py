@@ -82,6 +82,8 @@ def write_clickme_shards(
     participant_offset_px: float = 6.0,
     jpeg_quality: int = 95,
     progress: Callable[[int], object] | None = None,
+    object_cue: float = 0.0,
+    shortcut_margin_px: float = 0.0,
 ) -> list[Path]:
     """Write ``n_images`` synthetic records into ``<out_dir>/<split>-<k>.tfrecords`` (k < n_shards).
 
@@ -89,7 +91,13 @@ def write_clickme_shards(
     (>= 0) scales each participant's smooth multiplicative noise; ``participant_offset_px`` is the
     standard deviation of their click offset. Also writes ``manifest.json`` (parameters, counts,
     ``"synthetic": true``). ``progress(n)`` (optional) is called after each image with n = 1, e.g.
-    a progress bar's ``update``. Returns the shard paths in order.
+    a progress bar's ``update``. ``object_cue``: with this probability the object is drawn in its
+    class's own colour (a dark hue of its own, distinct from the background palette), so the object
+    itself carries the class by shape *and* colour (0 = random object colours, the default).
+    ``shortcut_margin_px`` > 0 keeps the background colour (the shortcut, or a random one) away from
+    the object: within that distance of it the background has a random colour of its own, so the
+    cue is only far from the object (where human maps are zero), not in the blurred halo around it.
+    Returns the shard paths in order.
     """
     if n_images < 1 or n_shards < 1 or n_shards > n_images:
         raise InvalidInputError(f"need 1 <= n_shards <= n_images, got n_images={n_images}, n_shards={n_shards}")
@@ -97,6 +105,8 @@ def write_clickme_shards(
         raise InvalidInputError(f"n_participants must be >= 1, got {n_participants}")
     if not 0.0 <= shortcut <= 1.0:
         raise InvalidInputError(f"shortcut must be a probability in [0, 1], got {shortcut}")
+    if not 0.0 <= object_cue <= 1.0:
+        raise InvalidInputError(f"object_cue must be a probability in [0, 1], got {object_cue}")
     labels = class_labels(n_classes)
     rng = np.random.default_rng(seed)
     classes = rng.permutation(np.arange(n_images) % len(labels))
@@ -107,7 +117,7 @@ def write_clickme_shards(
         records = []
         for i in chunk:
             c = int(classes[i])
-            image, mask = _scene(rng, c, palette, shortcut)
+            image, mask = _scene(rng, c, palette, shortcut, object_cue, shortcut_margin_px)
             maps = [_participant_map(rng, mask, participant_noise, participant_offset_px)
                     for _ in range(n_participants)]
             mean_map = np.mean(maps, axis=0).round().astype(np.uint8)
@@ -128,7 +138,8 @@ def write_clickme_shards(
         "params": {"n_images": n_images, "n_shards": n_shards, "n_participants": n_participants, "seed": seed,
                    "split": split, "n_classes": n_classes, "shortcut": shortcut,
                    "participant_noise": participant_noise, "participant_offset_px": participant_offset_px,
-                   "jpeg_quality": jpeg_quality},
+                   "jpeg_quality": jpeg_quality, **({"object_cue": object_cue} if object_cue else {}),
+                   **({"shortcut_margin_px": shortcut_margin_px} if shortcut_margin_px else {})},
         "labels": [int(x) for x in labels],
         "shapes": {int(labels[c]): SHAPES[c % len(SHAPES)] for c in range(len(labels))},
         "counts": {"images": n_images, "shards": counts},
@@ -166,18 +177,35 @@ def _shape_mask(kind: str, cy: float, cx: float, r: float, angle: float) -> np.n
     return (d2 < r**2) & (d2 > (0.5 * r) ** 2)
 
 
-def _scene(rng: np.random.Generator, c: int, palette: np.ndarray, shortcut: float) -> tuple[np.ndarray, np.ndarray]:
+def _object_palette(n: int) -> np.ndarray:
+    """(n, 3) object colours: hues half-way between the background palette's, darker and fully saturated."""
+    import matplotlib.colors as mcolors
+
+    hsv = np.stack([(np.arange(n) + 0.5) / n, np.full(n, 1.0), np.full(n, 0.45)], axis=1)
+    return mcolors.hsv_to_rgb(hsv) * 255.0
+
+
+def _scene(rng: np.random.Generator, c: int, palette: np.ndarray, shortcut: float,
+           object_cue: float = 0.0, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(image uint8 256x256x3, object mask bool 256x256) for class position ``c``."""
     r = rng.uniform(40, 80)
     cy, cx = rng.uniform(r + 8, SIZE - r - 8, size=2)
     angle = (c // len(SHAPES)) * np.pi / 7 + rng.normal(0, 0.1)
     mask = _shape_mask(SHAPES[c % len(SHAPES)], cy, cx, r, angle)
-    background = palette[c] if rng.random() < shortcut else rng.uniform(30, 225, size=3)
+    cued = rng.random() < shortcut
+    background = palette[c] if cued else rng.uniform(30, 225, size=3)
+    if margin:  # the (cue or random) colour only far from the object; a random one near it
+        from scipy.ndimage import distance_transform_edt
+
+        far = distance_transform_edt(~mask) > margin
+        background = np.where(far[..., None], palette[c], rng.uniform(30, 225, size=3))
     yy, xx = np.mgrid[0:SIZE, 0:SIZE]
     theta, freq = rng.uniform(0, np.pi), rng.uniform(0.03, 0.15)
     stripes = np.sin(freq * (xx * np.cos(theta) + yy * np.sin(theta)))[..., None] * 20.0
     image = background + stripes + rng.normal(0, 8, size=(SIZE, SIZE, 3))
     obj_colour = rng.uniform(0, 255, size=3)
+    if object_cue and rng.random() < object_cue:  # no extra draw when off: default outputs unchanged
+        obj_colour = _object_palette(len(palette))[c] + rng.normal(0, 10, size=3)
     obj = obj_colour + rng.normal(0, 6, size=(SIZE, SIZE, 3))
     image = np.where(mask[..., None], obj, image)
     return np.clip(image, 0, 255).round().astype(np.uint8), mask

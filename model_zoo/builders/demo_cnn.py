@@ -7,7 +7,7 @@ Exported model folders name it as ``"architecture": {"source": "demo_cnn", "sour
 The network takes 112x112 RGB images normalised with the ImageNet mean/std (the exported
 ``preprocess`` resizes the 224x224 benchmark images to 112 inside the differentiated function, so
 every saliency map is still in the 224x224 frame: a 2x bilinear shrink reads every input pixel).
-Five stride-2 convolutions with batch norm and ReLU, global average pooling, a 1000-way linear head
+Five 3x3/5x5 convolutions (four of stride 2) with group norm and ReLU, global average pooling, a 1000-way linear head
 (ImageNet indices, as the ClickMe labels). About 0.2 M parameters, ~40 MFLOP per image.
 """
 from __future__ import annotations
@@ -42,8 +42,11 @@ def demo_cnn(width: int = DEFAULT_WIDTH, num_classes: int = 1000) -> Any:
     c_in = 3
     for i, c_out in enumerate(widths):
         k = 5 if i == 0 else 3
+        # GroupNorm, not BatchNorm: per image, so the network (and its saliency) is the same function
+        # in training and in evaluation; with BatchNorm's batch statistics the harmonized saliency
+        # did not carry over to eval mode after a short CPU training
         layers += [nn.Conv2d(c_in, c_out, k, stride=2 if i != 3 else 1, padding=k // 2, bias=False),
-                   nn.BatchNorm2d(c_out), nn.ReLU(inplace=False)]
+                   nn.GroupNorm(4 if c_out % 4 == 0 else 1, c_out), nn.ReLU(inplace=False)]
         c_in = c_out
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
     return nn.Sequential(*layers)
