@@ -367,54 +367,14 @@ def _stale_records(results_dir: Path, dataset: str, folders: dict[bool, Path]) -
     return False
 
 
-def draw_figure(report_models: list[DemoModel], center_bias: float | None, output_stem: Path,
-                dataset: str, chance: float | None = None) -> list[Path]:
-    """Accuracy on the synthetic test split (x) vs alignment (y), an arrow baseline -> harmonized,
-    the center-bias baseline; PNG and SVG. (``plot-pareto`` draws ImageNet top-1, which the demo
-    models do not have.)"""
-    import io
+def draw_figure(results_dir: Path, dataset: str) -> list[Path]:
+    """The Pareto figure of the demo's records, drawn by ``plot-pareto`` itself: accuracy measured on
+    the decorrelated test split (x; the demo models have no published ImageNet top-1) vs alignment,
+    the arrow baseline -> harmonized, the center-bias baseline; PNG and SVG."""
+    from benchmark.plots import plot_pareto
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from benchmark.plots import FAMILY_STYLE
-    from model_zoo.fileio import atomic_write_bytes
-
-    fig, ax = plt.subplots(figsize=(6.5, 5), dpi=150)
-    pts = {m.harmonized: m for m in report_models if m.accuracy is not None and m.alignment is not None}
-    for m in pts.values():
-        name, colour = FAMILY_STYLE["harmonized" if m.harmonized else "cnn"]
-        ax.plot(100 * m.accuracy, 100 * m.alignment, "o", color=colour, ms=9, zorder=3, label=m.display_name)
-        right = m.accuracy > 0.6  # label on the left of points near the right edge
-        ax.annotate(m.display_name, (100 * m.accuracy, 100 * m.alignment), textcoords="offset points",
-                    xytext=(-8 if right else 8, 6), ha="right" if right else "left", fontsize=8)
-    if False in pts and True in pts:
-        b, h = pts[False], pts[True]
-        ax.annotate("", xy=(100 * h.accuracy, 100 * h.alignment), xytext=(100 * b.accuracy, 100 * b.alignment),
-                    arrowprops={"arrowstyle": "->", "color": FAMILY_STYLE["harmonized"][1], "lw": 1.5})
-    if center_bias is not None:
-        ax.axhline(100 * center_bias, color="black", ls="--", lw=1,
-                   label=f"Center-bias baseline ({100 * center_bias:.1f}%)")
-    if chance is not None:
-        ax.axvline(100 * chance, color="grey", ls=":", lw=1, label=f"Chance ({100 * chance:.0f}%)")
-    ax.set_xlim(0, 103)
-    ax.set_ylim(min(0, *(100 * m.alignment for m in pts.values())) - 5, 105)
-    ax.set_xlabel("Accuracy on the decorrelated test split (%)  [SYNTHETIC]")
-    ax.set_ylabel("Alignment with the simulated participants (% of ceiling)")
-    ax.set_title(f"SYNTHETIC demo ({dataset}): accuracy vs alignment", fontsize=10)
-    ax.text(0.99, 0.01, "synthetic data: not ClickMe, not real models", transform=ax.transAxes, ha="right",
-            va="bottom", fontsize=7, color="grey")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    written = []
-    for fmt in ("png", "svg"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt)
-        written.append(atomic_write_bytes(output_stem.with_suffix(f".{fmt}"), buf.getvalue()))
-    plt.close(fig)
+    written, _ = plot_pareto(results_dir, dataset, results_dir / dataset / "demo-accuracy-vs-alignment",
+                             formats=("png", "svg"), accuracy="measured", label_top=2)
     return written
 
 
@@ -475,8 +435,7 @@ def run_demo(results_dir: str | Path, *, fast: bool = False, cache_dir: str | Pa
                                 record=results_dir / dataset / f"{outcome.model}.json"))
     ceiling = (summary.ceiling or {}).get("value")
     center_bias = (summary.baseline or {}).get("alignment")
-    figures = draw_figure(models, center_bias, results_dir / dataset / "demo-accuracy-vs-alignment", dataset,
-                          chance=1 / plan.n_classes)
+    figures = draw_figure(results_dir, dataset)
     site = _build_site(results_dir, dataset, notes)
     report = DemoReport(plan=plan, results_dir=results_dir, dataset=dataset, test_dir=test_dir, models=models, ceiling=ceiling,
                         center_bias=center_bias, figures=figures, site=site, notes=notes,

@@ -57,8 +57,8 @@ def pareto_front(points: Sequence[Point]) -> list[Point]:
 ACCURACY_CHOICES = ("auto", "published", "measured")
 
 
-def measured_points(results_dir: str | Path, dataset: str, accuracy: str = "auto"
-                    ) -> tuple[list[Point], list[str], str]:
+def measured_points(results_dir: str | Path, dataset: str, accuracy: str = "auto",
+                    loaded: records.LoadedResults | None = None) -> tuple[list[Point], list[str], str]:
     """Plottable records of ``dataset`` and notes on the skipped ones, with the accuracy axis used.
 
     ``accuracy``: ``published`` = the ImageNet top-1 published for the weights; ``measured`` = the
@@ -68,7 +68,7 @@ def measured_points(results_dir: str | Path, dataset: str, accuracy: str = "auto
     """
     if accuracy not in ACCURACY_CHOICES:
         raise InvalidInputError(f"accuracy={accuracy!r}: expected one of {ACCURACY_CHOICES}")
-    loaded = records.load_results(results_dir, dataset)
+    loaded = loaded if loaded is not None else records.load_results(results_dir, dataset)
     notes = list(loaded.problems)
     ok = [r for r in loaded.records if r.get("status") == "ok"]
     if accuracy == "auto":
@@ -122,7 +122,9 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
     """Draw accuracy (x) vs alignment (y) for ``dataset``; returns the files written and notes
     (skipped records, models without the chosen accuracy). ``accuracy``: see :func:`measured_points`;
     the paper's published points are drawn only on the published-ImageNet-top-1 axis."""
-    if _is_neural(results_dir, dataset):  # IT predictivity: one subplot per recording panel
+    loaded = records.load_results(results_dir, dataset)
+    if dataset == "it-arcaro2020" or any(r.get("task") == "neural" for r in loaded.records):
+        # IT predictivity: one subplot per recording panel
         from benchmark.neural.plots import plot_pareto_neural
 
         return plot_pareto_neural(results_dir, dataset, output, formats=formats)
@@ -131,7 +133,7 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points, notes, accuracy = measured_points(results_dir, dataset, accuracy)
+    points, notes, accuracy = measured_points(results_dir, dataset, accuracy, loaded)
     published = published_points(results_dir, dataset) if with_published else []
     if published and accuracy != "published":
         notes.append("published points not drawn: the x axis is accuracy measured on this dataset, "
@@ -165,11 +167,16 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
         ax.annotate(p.label, (p.top1, p.alignment), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("ImageNet top-1 accuracy (%, published)" if accuracy == "published"
                   else f"Accuracy on the {dataset} images (%, measured)")
-    names = {r.get("score_name") for r in records.load_results(results_dir, dataset).records} - {None}
+    names = {r.get("score_name") for r in loaded.records} - {None}
     import textwrap
 
     ax.set_ylabel(textwrap.fill(names.pop(), 48) if len(names) == 1 else "Human feature alignment (% of human ceiling)")
-    ax.set_title(f"{dataset}: accuracy vs alignment")
+    if any(r.get("dataset_synthetic") for r in loaded.records):
+        ax.set_title(f"SYNTHETIC data ({dataset}): accuracy vs alignment")
+        ax.text(0.99, 0.01, "SYNTHETIC: generated data, not human ClickMe maps", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7, color="grey")
+    else:
+        ax.set_title(f"{dataset}: accuracy vs alignment")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
@@ -183,12 +190,6 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
         written.append(atomic_write_bytes(stem.with_suffix(f".{fmt}"), buf.getvalue()))
     plt.close(fig)
     return written, notes
-
-
-def _is_neural(results_dir: str | Path, dataset: str) -> bool:
-    if dataset == "it-arcaro2020":
-        return True
-    return any(r.get("task") == "neural" for r in records.load_results(results_dir, dataset).records)
 
 
 def _draw_front(ax, points: Sequence[Point]) -> None:

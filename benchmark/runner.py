@@ -260,6 +260,7 @@ def build_record(dataset, rid: str, cols: dict[str, np.ndarray], *, adapter: Any
         "task": "maps",
         "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint(),
+        "dataset_synthetic": bool(getattr(dataset, "synthetic", False)),
         **_spec_fields(adapter, rid, config.weights),
         "model_id": getattr(getattr(adapter, "spec", None), "id", rid.split("+")[0]),
         "weights": config.weights,
