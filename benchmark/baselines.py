@@ -62,7 +62,7 @@ def ensure_ceiling(dataset, results_dir: str | Path, *, force: bool = False, n_s
     if getattr(dataset, "has_participant_maps", False):
         from benchmark import metrics
 
-        total, weighted, sds, n_excluded = 0, 0.0, [], 0
+        total, weighted, n_excluded = 0, 0.0, 0
         buffer: list[np.ndarray] = []
 
         chunks_done = 0
@@ -71,7 +71,7 @@ def ensure_ceiling(dataset, results_dir: str | Path, *, force: bool = False, n_s
             nonlocal total, weighted, n_excluded, chunks_done
             if not buffer:
                 return
-            # each chunk of images gets its own seed stream, so results do not depend on the chunk size
+            # a distinct seed per chunk: no two images of the dataset share a random stream of splits
             score = metrics.split_half_ceiling(buffer, n_splits=n_splits, seed=seed + 7919 * chunks_done)
             chunks_done += 1
             n = int(score.n)

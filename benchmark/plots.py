@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from benchmark import records
 from model_zoo.errors import InvalidInputError
@@ -180,7 +179,15 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    stem = Path(output) if output else Path(results_dir) / dataset / "pareto"
+    return save_figure(fig, output or Path(results_dir) / dataset / "pareto", formats), notes
+
+
+def save_figure(fig: Any, output: str | Path, formats: Sequence[str] = ("png", "svg", "pdf")) -> list[Path]:
+    """Write ``fig`` atomically to ``output`` (its extension, if png/svg/pdf, picks the one format) or
+    to ``output.<fmt>`` for each of ``formats``; closes the figure; returns the paths written."""
+    import matplotlib.pyplot as plt
+
+    stem = Path(output)
     if stem.suffix.lstrip(".") in ("png", "svg", "pdf"):
         formats, stem = [stem.suffix.lstrip(".")], stem.with_suffix("")
     written = []
@@ -189,7 +196,7 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
         fig.savefig(buf, format=fmt)
         written.append(atomic_write_bytes(stem.with_suffix(f".{fmt}"), buf.getvalue()))
     plt.close(fig)
-    return written, notes
+    return written
 
 
 def _draw_front(ax, points: Sequence[Point]) -> None:

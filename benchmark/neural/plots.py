@@ -8,14 +8,12 @@ harmonized points as hollow diamonds labelled as read off the figure.
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, Sequence
 
 from benchmark import records
-from benchmark.plots import FAMILY_STYLE, Point, _draw_front, _notable
+from benchmark.plots import FAMILY_STYLE, Point, _draw_front, _notable, save_figure
 from model_zoo.errors import InvalidInputError
-from model_zoo.fileio import atomic_write_bytes
 
 PANEL_TITLES = {"monkey1-PL": "Monkey 1, PL", "monkey1-ML": "Monkey 1, ML", "monkey2-ML": "Monkey 2, ML"}
 
@@ -118,13 +116,4 @@ def plot_pareto_neural(results_dir: str | Path, dataset: str, output: str | Path
         fig.text(0.01, 0.005, f"Hollow diamonds: {SOURCE}.", fontsize=6, ha="left", va="bottom")
     fig.suptitle(f"{dataset}: IT predictivity vs accuracy (layer chosen on held-out images)", fontsize=10)
     fig.tight_layout(rect=(0, 0.02, 1, 1))
-    stem = Path(output) if output else Path(results_dir) / dataset / "pareto"
-    if stem.suffix.lstrip(".") in ("png", "svg", "pdf"):
-        formats, stem = [stem.suffix.lstrip(".")], stem.with_suffix("")
-    written = []
-    for fmt in formats:
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt)
-        written.append(atomic_write_bytes(stem.with_suffix(f".{fmt}"), buf.getvalue()))
-    plt.close(fig)
-    return written, notes
+    return save_figure(fig, output or Path(results_dir) / dataset / "pareto", formats), notes

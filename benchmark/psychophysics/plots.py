@@ -1,15 +1,14 @@
 """Figure 5c: accuracy against the fraction of pixels revealed, humans and chosen models, from records."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from benchmark import records
+from benchmark.plots import save_figure
 from model_zoo.errors import InvalidInputError
-from model_zoo.fileio import atomic_write_bytes
 
 
 def plot_curves(results_dir: str | Path, dataset: str, models: Sequence[str], output: str | Path | None = None, *,
@@ -58,13 +57,4 @@ def plot_curves(results_dir: str | Path, dataset: str, models: Sequence[str], ou
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    stem = Path(output) if output else Path(results_dir) / dataset / "curves"
-    if stem.suffix.lstrip(".") in ("png", "svg", "pdf"):
-        formats, stem = [stem.suffix.lstrip(".")], stem.with_suffix("")
-    written = []
-    for fmt in formats:
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt)
-        written.append(atomic_write_bytes(stem.with_suffix(f".{fmt}"), buf.getvalue()))
-    plt.close(fig)
-    return written, notes
+    return save_figure(fig, output or Path(results_dir) / dataset / "curves", formats), notes
