@@ -36,7 +36,9 @@ def _folder(results_dir: str | Path, dataset) -> Path:
     return Path(results_dir) / records.safe_name(dataset.name, "dataset")
 
 
-def _reuse(path: Path, dataset, force: bool, **match: Any) -> dict[str, Any] | None:
+def reusable_record(path: Path, dataset, force: bool, **match: Any) -> dict[str, Any] | None:
+    """The record at ``path`` if it may be reused: not ``force``, readable (a corrupt one is logged and
+    recomputed), of ``dataset``'s current fingerprint, and equal to ``match`` on every given field."""
     if force or not path.exists():
         return None
     try:
@@ -55,7 +57,7 @@ def ensure_ceiling(dataset, results_dir: str | Path, *, force: bool = False, n_s
                    seed: int = 0, chunk: int = 256) -> dict[str, Any] | None:
     """The dataset's ceiling record (computed, or the cited constant), written once and reused."""
     path = _folder(results_dir, dataset) / CEILING_FILE
-    existing = _reuse(path, dataset, force)
+    existing = reusable_record(path, dataset, force)
     if existing is not None:
         return existing
     record: dict[str, Any]
@@ -113,7 +115,7 @@ def ensure_center_bias(dataset, results_dir: str | Path, *, limit: int | None = 
     from benchmark import metrics
 
     path = _folder(results_dir, dataset) / CENTER_BIAS_FILE
-    existing = _reuse(path, dataset, force, limit=limit, folds=folds)
+    existing = reusable_record(path, dataset, force, limit=limit, folds=folds)
     if existing is not None:
         return existing
     sums: np.ndarray | None = None

@@ -149,14 +149,12 @@ class NeuralTask:
         from benchmark import records
         from benchmark.provenance import provenance
 
+        from benchmark.baselines import reusable_record
+
         path = Path(config.results_dir) / records.safe_name(self.name, "dataset") / CEILING_FILE
-        if path.exists() and not config.force:
-            try:
-                old = records.read_record(path)
-                if old.get("dataset_fingerprint") == self.fingerprint() and old.get("limit") == config.limit:
-                    return old
-            except InvalidInputError as exc:
-                log.warning("%s; recomputing", exc)
+        old = reusable_record(path, self, config.force, limit=config.limit)
+        if old is not None:
+            return old
         panels = {}
         for p in self.selected(config.limit):
             c = pr.ceiling_for(p.responses, p.trials, seed=self.seed)

@@ -140,14 +140,12 @@ class PsychophysicsTask:
         from benchmark import records
         from benchmark.provenance import provenance
 
+        from benchmark.baselines import reusable_record
+
         path = Path(config.results_dir) / records.safe_name(self.name, "dataset") / HUMANS_FILE
-        if path.exists() and not config.force:
-            try:
-                old = records.read_record(path)
-                if old.get("dataset_fingerprint") == self.fingerprint() and old.get("n_boot") == self.n_boot:
-                    return old
-            except InvalidInputError as exc:
-                log.warning("%s; recomputing", exc)
+        old = reusable_record(path, self, config.force, n_boot=self.n_boot)
+        if old is not None:
+            return old
         rev, acc = self.human_curve()
         self._check_levels(rev)
         hc = humans.human_curve(self.responses)
