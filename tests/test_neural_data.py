@@ -3,11 +3,11 @@ checksum and offline rules, and the documented .npz format for users' own record
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 
 import numpy as np
 import pytest
+
+from tests.http_support import LoopbackServer as _Server
 
 from benchmark.neural import arcaro, synthetic
 from benchmark.neural.recordings import load_recordings_npz
@@ -63,36 +63,6 @@ def test_bad_release_inputs_are_named(release, tmp_path):
         arcaro.read_mat(bad)
 
 
-class _Server:
-    def __init__(self, files: dict[str, bytes]):
-        self.files, self.hits = files, []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                server.hits.append(self.path)
-                body = server.files.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.mark.network
@@ -116,7 +86,7 @@ def test_download_checksum_cache_and_offline(release, tmp_path, monkeypatch):
         monkeypatch.setattr(arcaro, "ARCARO_SHA256", hashlib.sha256(body).hexdigest())
         task = get_dataset("it-arcaro2020", mirror=srv.url + "/data")  # a folder URL holding the zip
         assert [p.panel for p in task.panels] == ["monkey1-PL", "monkey1-ML", "monkey2-ML"]
-        assert len(srv.hits) == 2
+        assert len(srv.requests) == 2
     np.testing.assert_allclose(task.panels[2].responses, responses["Red"], rtol=1e-6, atol=1e-6)
     # cached: offline works and nothing is fetched again
     monkeypatch.setenv("ALIGNBENCH_OFFLINE", "1")
