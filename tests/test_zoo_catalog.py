@@ -25,15 +25,27 @@ from model_zoo.errors import AlignbenchError
 ROOT = Path(__file__).resolve().parents[1]
 
 
+PINNED = ROOT / "tests" / "reference"
+SHARED = ROOT.parent / "shared" / "reference"
+
+
 def reference_dir() -> Path:
-    """``shared/reference`` beside the checkout (CI lays a copy there), or ``$ALIGNBENCH_REFERENCE_DIR``."""
+    """``$ALIGNBENCH_REFERENCE_DIR``, else ``shared/reference`` beside the checkout, else the pinned copy
+    in ``tests/reference`` (a checkout without the shared folder, e.g. CI)."""
     candidates = [Path(os.environ["ALIGNBENCH_REFERENCE_DIR"])] if os.environ.get("ALIGNBENCH_REFERENCE_DIR") else []
-    candidates += [ROOT.parent / "shared" / "reference", ROOT / "shared" / "reference"]
+    candidates += [SHARED, PINNED]
     for c in candidates:
         if (c / "models.csv").is_file():
             return c
     raise AssertionError(f"shared/reference/models.csv not found in {[str(c) for c in candidates]}; "
                          "set ALIGNBENCH_REFERENCE_DIR")
+
+
+def test_pinned_reference_copies_match_the_shared_folder():
+    if not (SHARED / "models.csv").is_file():
+        pytest.skip("no shared/reference beside this checkout: only the pinned copy exists to compare")
+    for name in ("models.csv", "models_notes.md"):
+        assert (PINNED / name).read_bytes() == (SHARED / name).read_bytes(), f"tests/reference/{name} is stale"
 
 
 @pytest.fixture(scope="module")
