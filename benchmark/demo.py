@@ -440,7 +440,8 @@ def run_demo(results_dir: str | Path, *, fast: bool = False, cache_dir: str | Pa
     report = DemoReport(plan=plan, results_dir=results_dir, dataset=dataset, test_dir=test_dir, models=models, ceiling=ceiling,
                         center_bias=center_bias, figures=figures, site=site, notes=notes,
                         seconds=time.perf_counter() - started, reused=reused)
-    atomic_write_json(results_dir / dataset / "demo-report.json", _report_json(report))
+    # beside, not inside, the dataset folder: that folder holds only result records
+    atomic_write_json(results_dir / f"{dataset}.demo-report.json", _report_json(report))
     return report
 
 

@@ -162,8 +162,14 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
         if p.harmonized and base is not None:
             ax.annotate("", xy=(p.top1, p.alignment), xytext=(base.top1, base.alignment),
                         arrowprops={"arrowstyle": "->", "color": FAMILY_STYLE["harmonized"][1], "lw": 1.2})
+    xs = [p.top1 for p in [*points, *published]]
+    pad = max(2.0, 0.08 * (max(xs) - min(xs)))  # a few points of room even when all models tie
+    lo, hi = min(xs) - pad, max(xs) + pad
+    ax.set_xlim(lo, hi)
     for p in _notable(points, label_top):
-        ax.annotate(p.label, (p.top1, p.alignment), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        right = p.top1 > lo + 0.7 * (hi - lo)  # labels of points near the right edge go to their left
+        ax.annotate(p.label, (p.top1, p.alignment), textcoords="offset points", xytext=(-4 if right else 4, 4),
+                    ha="right" if right else "left", fontsize=7)
     ax.set_xlabel("ImageNet top-1 accuracy (%, published)" if accuracy == "published"
                   else f"Accuracy on the {dataset} images (%, measured)")
     names = {r.get("score_name") for r in loaded.records} - {None}

@@ -40,6 +40,17 @@ PAPER_FAMILY_COUNTS = {"cnn": 50, "cnn_extra_data": 6, "transformer": 10, "self_
 _REQUIRED = ("id", "display_name", "family", "framework", "source", "source_id", "input_size", "builder")
 
 
+# Harmonized catalog rows -> the catalog row of the same architecture without the harmonizer.
+HARMONIZED_BASES = {
+    "harmonized_vgg16": "keras_vgg16",
+    "harmonized_resnet50v2": "keras_resnet50v2",
+    "harmonized_efficientnet_b0": "keras_efficientnetb0",
+    "harmonized_vit_b16": "vit_keras_vit_b16",
+    "harmonized_convnext_tiny": "timm_convnext_tiny",
+    "harmonized_levit_128": "timm_levit_128",
+}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One catalog entry. Pixel statistics are RGB (also for BGR models), in 0-1 units.
@@ -75,6 +86,12 @@ class ModelSpec:
     @property
     def harmonized(self) -> bool:
         return self.family == "harmonized"
+
+    @property
+    def base_model(self) -> str | None:
+        """For a harmonized model, the id of the same architecture trained without the harmonizer
+        (where the Pareto figure's arrow starts); ``None`` when unknown."""
+        return self.meta.get("base_model") or HARMONIZED_BASES.get(self.id)
 
     @property
     def paper_model(self) -> bool:

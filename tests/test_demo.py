@@ -85,7 +85,7 @@ def test_report_figure_and_labels(demo_run):
         assert f.is_file() and f.stat().st_size > 1000
     assert {f.suffix for f in report.figures} == {".png", ".svg"}
     assert "SYNTHETIC" in report.figures[1].read_text()  # the svg carries the label
-    saved = json.loads((results / report.dataset / "demo-report.json").read_text())
+    saved = json.loads((results / f"{report.dataset}.demo-report.json").read_text())
     assert saved["synthetic"] is True and saved["outcome_holds"] is True
     if report.site is None:
         assert any("site" in n for n in report.notes)

@@ -191,3 +191,14 @@ def test_pyproject_declares_the_entry_point_group():
     doc = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert registry.ENTRY_POINT_GROUP == "alignbench.models"
     assert registry.ENTRY_POINT_GROUP in doc["project"]["entry-points"]
+
+
+def test_harmonized_rows_name_an_existing_base_model():
+    from model_zoo import get_spec, list_models
+
+    harmonized = list_models(harmonized=True)
+    bases = {s.id: s.base_model for s in harmonized if s.base_model}
+    assert len(bases) >= 4  # the paper's four harmonized models at least
+    for hid, base in bases.items():
+        spec = get_spec(base)
+        assert not spec.harmonized and spec.id == base, hid
