@@ -369,13 +369,9 @@ def _row_numerator(x: np.ndarray, h: np.ndarray, positions: np.ndarray) -> tuple
     if z:
         zero_centred = neg + (z - 1) / 2.0 - c0
         num += zero_centred * (n * (n + 1) / 2.0 - g_sum)  # reference ranks at the zeros
-    tie_term = float(z) ** 3 - z
-    runs = _row_runs(v)
+    runs, tie_term = _runs_and_tie_term(v, z)
     if runs is not None:
-        start, end = runs
-        length = end - start + 1
-        lf = length.astype(np.float64)
-        tie_term += float(np.sum(lf**3 - lf))
+        start, end, length = runs
         n_tied = int(length.sum())
         if n_tied * _DENSE_TIES_FRACTION <= m:  # few tied elements (a continuous map): visit only them
             pos, offset = _sparse_offsets(_Runs(start, length, start))
@@ -406,13 +402,9 @@ def _row_ranks(x: np.ndarray) -> tuple[np.ndarray, float, bool]:
     m = n - z
     sorted_rank = np.arange(1.0, m + 1.0)
     sorted_rank[neg:] += z
-    tie_term = float(z) ** 3 - z
-    runs = _row_runs(v)
+    runs, tie_term = _runs_and_tie_term(v, z)
     if runs is not None:
-        start, end = runs
-        length = end - start + 1
-        lf = length.astype(np.float64)
-        tie_term += float(np.sum(lf**3 - lf))
+        start, _, length = runs
         pos, offset = _sparse_offsets(_Runs(start, length, start))
         sorted_rank[pos] += offset
     ranks = np.empty(n, dtype=np.float32)
@@ -420,6 +412,19 @@ def _row_ranks(x: np.ndarray) -> tuple[np.ndarray, float, bool]:
         ranks.fill(neg + (z + 1) / 2.0)  # the zeros' average rank; the others are overwritten
     ranks[order] = sorted_rank
     return ranks, _ss(n, tie_term), False
+
+
+def _runs_and_tie_term(v: np.ndarray, z: int) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray] | None, float]:
+    """Tied runs of the sorted non-zero values ``v`` as (start, end, length), or ``None``, and
+    sum of (L^3 - L) over every tied run, the ``z`` zeros included."""
+    tie_term = float(z) ** 3 - z
+    runs = _row_runs(v)
+    if runs is None:
+        return None, tie_term
+    start, end = runs
+    length = end - start + 1
+    lf = length.astype(np.float64)
+    return (start, end, length), tie_term + float(np.sum(lf**3 - lf))
 
 
 def _ss(n: int, tie_term: float) -> float:

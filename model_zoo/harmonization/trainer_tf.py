@@ -26,7 +26,6 @@ import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -41,24 +40,13 @@ from model_zoo.harmonization.config import TrainConfig, as_config
 from model_zoo.harmonization.export import export_model
 from model_zoo.harmonization.metrics import MetricsLog
 from model_zoo.harmonization.models import Architecture
+from model_zoo.harmonization.run_state import TrainResult, check_resumable
 from model_zoo.harmonization.schedule import schedule_from_config
 
 tf = import_tensorflow()
 import keras  # noqa: E402
 
 from model_zoo.harmonization import loss_tf  # noqa: E402
-
-# options whose change would make a checkpoint's schedule or data position meaningless
-_RESUME_KEYS = ("model", "harmonize", "seed", "epochs", "batch_size", "steps_per_epoch", "num_classes")
-
-
-@dataclass
-class TrainResult:
-    steps: int
-    output_dir: Path
-    export_dir: Path | None
-    last_metrics: dict[str, float]
-
 
 def pick_strategy(tpu: str | None = None) -> Any:
     """TPUStrategy when a TPU resolves, MirroredStrategy on >1 GPU, else the default strategy.
@@ -306,11 +294,7 @@ def _restore(ckpt_dir: Path, checkpoint: Any, config: TrainConfig, aug: np.rando
         saved, name = state["config"], state["checkpoint"]
     except (OSError, ValueError, KeyError) as exc:
         raise InvalidInputError(f"checkpoint state {where} is unreadable ({exc}); delete {ckpt_dir} to start over") from None
-    changed = [k for k in _RESUME_KEYS if saved.get(k) != getattr(config, k)]
-    if changed:
-        raise InvalidInputError(f"checkpoint {ckpt_dir} was written with different {', '.join(changed)} "
-                                f"({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); "
-                                "use the same options or another output folder")
+    check_resumable(saved, config, ckpt_dir)
     if state.get("replicas") != replicas:
         # the data position is per global batch, so a different replica count is safe; say so
         print(f"note: resuming {ckpt_dir} (written with {state.get('replicas')} replicas) on {replicas}")

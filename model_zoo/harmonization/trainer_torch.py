@@ -38,6 +38,7 @@ from model_zoo.harmonization.config import TrainConfig, as_config
 from model_zoo.harmonization.export import export_model
 from model_zoo.harmonization.metrics import MetricsLog
 from model_zoo.harmonization.models import Architecture
+from model_zoo.harmonization.run_state import TrainResult, check_resumable
 from model_zoo.harmonization.schedule import schedule_from_config
 
 torch = import_torch()
@@ -45,18 +46,6 @@ import torch.distributed as dist  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from model_zoo.harmonization.loss_torch import decay_parameters, harmonizer_loss  # noqa: E402
-
-# options whose change would make a checkpoint's schedule or data position meaningless
-_RESUME_KEYS = ("model", "harmonize", "seed", "epochs", "batch_size", "steps_per_epoch", "num_classes")
-
-
-@dataclass
-class TrainResult:
-    steps: int
-    output_dir: Path
-    export_dir: Path | None
-    last_metrics: dict[str, float]
-
 
 @dataclass
 class Distributed:
@@ -297,11 +286,7 @@ def _restore(path: Path, config: TrainConfig, model: Any, opt: Any, scaler: Any,
         raise InvalidInputError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}); "
                                 "delete it to start over") from None
     saved = json.loads(state["config"])
-    changed = [k for k in _RESUME_KEYS if saved.get(k) != getattr(config, k)]
-    if changed:
-        raise InvalidInputError(f"checkpoint {path} was written with different {', '.join(changed)} "
-                                f"({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); "
-                                "use the same options or another --output folder")
+    check_resumable(saved, config, path)
     if state["world"] != d.world:
         raise InvalidInputError(f"checkpoint {path} was written by {state['world']} processes, "
                                 f"this run has {d.world}: the data position would not match")
