@@ -49,7 +49,9 @@ def make_example(image_jpeg: bytes, heatmap_jpeg: bytes, label: int,
     }
     if participant_jpegs is not None:
         feature["participant_heatmaps"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=list(participant_jpegs)))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic: a protobuf map's entries are otherwise serialised in a per-process order, and the
+    # same data would get another dataset fingerprint on every run
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def write_records(path: str | os.PathLike, records: Iterable[bytes]) -> Path:
