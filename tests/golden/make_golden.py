@@ -70,13 +70,16 @@ def machine() -> dict[str, str]:
     import tensorflow
     import torch
 
-    cpu = ""
+    cpu, flags = "", set()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        lines = open("/proc/cpuinfo").read().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+        flags = set(next(line.split(":", 1)[1].split() for line in lines if line.startswith("flags")))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu or platform.processor(), "machine": platform.machine(), "torch": torch.__version__,
-            "tensorflow": tensorflow.__version__, "numpy": numpy.__version__}
+    isa = sorted(flags & {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile"})
+    return {"cpu": cpu or platform.processor(), "isa": " ".join(isa), "machine": platform.machine(),
+            "torch": torch.__version__, "tensorflow": tensorflow.__version__, "numpy": numpy.__version__}
 
 
 def main(out: Path) -> None:
@@ -104,6 +107,10 @@ def main(out: Path) -> None:
             shutil.rmtree(dest, ignore_errors=True)
             shutil.copytree(tmp / "results" / dataset.name, dest,
                             ignore=shutil.ignore_patterns(".partial", "*.png", "*.svg", "*.pdf"))
+    write_machine(out)
+
+
+def write_machine(out: Path) -> None:
     (out / "machine.json").write_text(json.dumps(machine(), indent=1) + "\n")
 
 
