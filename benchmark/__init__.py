@@ -1,4 +1,4 @@
-"""alignbench's benchmark package: datasets, metrics, runner, records, plots and the CLI.
+"""alignbench's benchmark package: tasks, datasets, metrics, the runner, records and plots.
 
 Importing it imports neither TensorFlow nor PyTorch; they load on first use.
 """

@@ -1,5 +1,6 @@
+"""``python -m benchmark``: kept for compatibility; the command line is :mod:`alignbench.cli`."""
 import sys
 
-from benchmark.cli import main
+from alignbench.cli import main
 
 sys.exit(main())

@@ -142,7 +142,7 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
         raise InvalidInputError(f"no plottable results for dataset {dataset!r} in {results_dir} "
                                 "(run `alignbench run` first, or pass --with-published)")
     fig, ax = plt.subplots(figsize=(8, 6), dpi=150)
-    _draw_front(ax, [p for p in points if not p.harmonized])
+    draw_front(ax, [p for p in points if not p.harmonized])
     for value, label, style in _baselines(results_dir, dataset):
         ax.axhline(value, color="black", ls=style, lw=1, label=label)
     seen = set()
@@ -166,7 +166,7 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
     pad = max(2.0, 0.08 * (max(xs) - min(xs)))  # a few points of room even when all models tie
     lo, hi = min(xs) - pad, max(xs) + pad
     ax.set_xlim(lo, hi)
-    for p in _notable(points, label_top):
+    for p in notable(points, label_top):
         right = p.top1 > lo + 0.7 * (hi - lo)  # labels of points near the right edge go to their left
         ax.annotate(p.label, (p.top1, p.alignment), textcoords="offset points", xytext=(-4 if right else 4, 4),
                     ha="right" if right else "left", fontsize=7)
@@ -205,7 +205,7 @@ def save_figure(fig: Any, output: str | Path, formats: Sequence[str] = ("png", "
     return written
 
 
-def _draw_front(ax, points: Sequence[Point]) -> None:
+def draw_front(ax, points: Sequence[Point]) -> None:
     front = pareto_front(points)
     if len(front) < 1:
         return
@@ -244,7 +244,7 @@ def _baselines(results_dir, dataset) -> list[tuple[float, str, str]]:
     return out
 
 
-def _notable(points: Sequence[Point], k: int) -> list[Point]:
+def notable(points: Sequence[Point], k: int) -> list[Point]:
     if not points:
         return []
     chosen = {p.model: p for p in points if p.harmonized}

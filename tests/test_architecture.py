@@ -38,7 +38,7 @@ def test_imports_point_one_way(package, forbidden):
 
 
 def test_importing_the_packages_loads_no_framework():
-    code = ("import sys, model_zoo, benchmark, benchmark.cli, benchmark.metrics, benchmark.datasets, "
+    code = ("import sys, model_zoo, benchmark, alignbench.cli, benchmark.metrics, benchmark.datasets, "
             "benchmark.runner, leaderboard; "
             "print(sorted(m for m in ('torch', 'tensorflow', 'timm', 'keras', 'ray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)

@@ -7,20 +7,21 @@ import sys
 
 import pytest
 
-from benchmark.cli import main
+from alignbench.cli import main
 
 pytestmark = pytest.mark.slow
 
 
 def test_cli_help_lists_commands_without_loading_frameworks():
-    code = ("import sys; from benchmark.cli import build_parser; build_parser(); "
+    code = ("import sys; from alignbench.cli import build_parser; build_parser(); "
             "print(sorted(m for m in ('torch', 'tensorflow', 'timm', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
-    help_text = subprocess.run([sys.executable, "-m", "benchmark", "--help"], capture_output=True, text=True,
-                               check=True).stdout
-    for command in ("run", "plot-pareto", "models", "data"):
-        assert command in help_text
+    for module in ("alignbench", "benchmark"):  # `python -m benchmark` is kept for compatibility
+        help_text = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
+                                   check=True).stdout
+        for command in ("run", "plot-pareto", "models", "data"):
+            assert command in help_text
 
 
 def test_run_then_plot_on_a_generated_dataset(tmp_path, capsys):

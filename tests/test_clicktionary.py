@@ -105,7 +105,7 @@ def test_malformed_release_errors_name_the_file(release, tmp_path):
 
 
 def test_registry_resolves_the_name_and_a_release_folder(release, capsys):
-    from benchmark.cli import main
+    from alignbench.cli import main
 
     assert main(["data", "info", str(release), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -173,7 +173,7 @@ def test_run_and_plot_clicktionary_through_the_cli(release, tmp_path, monkeypatc
     """`alignbench run --dataset clicktionary` (fetched from a loopback URL) and on a release folder,
     with a random-weight catalog model; records, ceiling, baseline, then Figure 4."""
     from benchmark import records
-    from benchmark.cli import main
+    from alignbench.cli import main
 
     results = tmp_path / "results"
     monkeypatch.setenv("ALIGNBENCH_CACHE", str(tmp_path / "cache"))

@@ -93,7 +93,7 @@ def test_generator_argument_errors(tmp_path, kwargs):
 # ---------------------------------------------------------------- CLI
 
 def test_cli_generate_and_info(tmp_path, capsys):
-    from benchmark.cli import main
+    from alignbench.cli import main
 
     out = tmp_path / "demo"
     assert main(["data", "generate", str(out), "--images", "5", "--shards", "1", "--participants", "2"]) == 0
@@ -111,7 +111,7 @@ def test_cli_generate_and_info(tmp_path, capsys):
 
 
 def test_cli_describes_files_of_every_dataset_kind(tmp_path):
-    from benchmark.cli.data_cmd import describe_files
+    from alignbench.cli.data_cmd import describe_files
 
     shards = [tmp_path / f"val-{k}.tfrecords" for k in range(3)]
     assert describe_files(shards) == f"3 shards in {tmp_path}"
@@ -122,7 +122,7 @@ def test_cli_describes_files_of_every_dataset_kind(tmp_path):
 
 
 def test_cli_download_offline_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
-    from benchmark.cli import main
+    from alignbench.cli import main
 
     monkeypatch.setenv("ALIGNBENCH_OFFLINE", "1")
     monkeypatch.setenv("ALIGNBENCH_CACHE", str(tmp_path))
@@ -132,6 +132,6 @@ def test_cli_download_offline_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
 
 
 def test_importing_the_data_layer_loads_no_framework():
-    code = ("import sys, benchmark.datasets, benchmark.datasets.download, benchmark.cli.data_cmd; "
+    code = ("import sys, benchmark.datasets, benchmark.datasets.download, alignbench.cli.data_cmd; "
             "assert 'tensorflow' not in sys.modules and 'torch' not in sys.modules, 'framework imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

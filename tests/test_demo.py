@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.tf, pytest.mark.torch]
 def demo_run(tmp_path_factory):
     """One ``alignbench demo --fast`` through the CLI (the README's first command), then the same
     command again: (results dir, cache dir, printed report, second report)."""
-    from benchmark.cli import main
+    from alignbench.cli import main
 
     root = tmp_path_factory.mktemp("demo")
     results, cache = root / "results", root / "cache"
@@ -28,7 +28,7 @@ def demo_run(tmp_path_factory):
     with contextlib.redirect_stdout(out):
         assert main(argv) == 0
     first = out.getvalue()
-    from benchmark.demo import run_demo
+    from alignbench.demo import run_demo
 
     again = run_demo(results, fast=True, cache_dir=cache, progress=False)
     return results, cache, first, again
@@ -51,7 +51,7 @@ def test_expected_outcome_harmonized_more_aligned_and_as_accurate(demo_run):
 
 def test_records_are_exactly_what_run_writes(demo_run):
     from benchmark import records
-    from benchmark.demo import PLANS
+    from alignbench.demo import PLANS
 
     results, _, _, report = demo_run
     plan = PLANS["fast"]
@@ -111,7 +111,7 @@ def test_exported_models_load_by_path(demo_run):
 
 def test_changed_or_damaged_cache_is_regenerated(tmp_path, demo_run):
     """A generated split whose manifest does not match the plan (or is missing) is written again."""
-    from benchmark.demo import PLANS, _dataset_ready
+    from alignbench.demo import PLANS, _dataset_ready
 
     _, cache, _, _ = demo_run
     plan = PLANS["fast"]
@@ -126,7 +126,7 @@ def test_changed_or_damaged_cache_is_regenerated(tmp_path, demo_run):
 
 
 def test_plans_are_distinct_and_keys_stable():
-    from benchmark.demo import PLANS
+    from alignbench.demo import PLANS
 
     fast, full = PLANS["fast"], PLANS["full"]
     assert fast.test_dataset != full.test_dataset and "synthetic" in fast.test_dataset
@@ -135,7 +135,7 @@ def test_plans_are_distinct_and_keys_stable():
 
 
 def test_cli_help_loads_no_framework():
-    code = ("import sys; from benchmark.cli import build_parser; build_parser().parse_args(['demo', '--fast']); "
+    code = ("import sys; from alignbench.cli import build_parser; build_parser().parse_args(['demo', '--fast']); "
             "print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

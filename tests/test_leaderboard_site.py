@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cli import main
+from alignbench.cli import main
 from leaderboard.site import build, build_site
 from model_zoo.errors import InvalidInputError
 from tests.leaderboard_support import XSS_DESCRIPTION, XSS_SUBMITTER, site_results

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cli import main
+from alignbench.cli import main
 from leaderboard.validate import validate_bundles
 from model_zoo.fileio import sha256_file
 from tests.leaderboard_support import copy_bundle, make_bundle

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cli import main
+from alignbench.cli import main
 from leaderboard.validate import validate_bundles
 from leaderboard.verify import select_rows, verify_bundle
 from model_zoo.errors import InvalidInputError

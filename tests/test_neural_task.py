@@ -113,7 +113,7 @@ def test_failures_are_recorded_and_bad_layers_named(truth, tmp_path):
 def test_cli_run_and_plot_pareto(truth, tmp_path, monkeypatch, capsys):
     """``alignbench run --dataset it-arcaro2020`` on a catalog model (random weights, offline, the
     release in the cache), then ``plot-pareto`` with the published harmonized points."""
-    from benchmark.cli import main
+    from alignbench.cli import main
     from model_zoo.fileio import cache_dir
 
     _, zpath, _ = truth

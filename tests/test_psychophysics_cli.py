@@ -1,4 +1,4 @@
-"""The psychophysics benchmark through ``benchmark.cli.main`` on generated data in the release formats:
+"""The psychophysics benchmark through ``alignbench.cli.main`` on generated data in the release formats:
 a generated Clicktionary release, generated per-trial human responses (``data_for_zahra.npz``
 layout) and a random-weight catalog model (MNASNet-0.5: the cheapest forward pass)."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from benchmark import records
-from benchmark.cli import main
+from alignbench.cli import main
 from benchmark.datasets import clicktionary as ct
 from benchmark.psychophysics import humans, stimuli
 

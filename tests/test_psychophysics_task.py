@@ -137,7 +137,7 @@ def test_level_mismatch_is_a_clear_error(setup, tmp_path):
 
 
 def test_plot_curves_and_cli(setup, tmp_path):
-    from benchmark.cli import main
+    from alignbench.cli import main
 
     root, task = setup
     cfg = config(root)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from benchmark import records
-from benchmark.cli import main
+from alignbench.cli import main
 from tests.leaderboard_support import ARCH, make_bundle, meta
 
 pytestmark = pytest.mark.torch

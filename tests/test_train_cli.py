@@ -50,7 +50,7 @@ def test_train_cli_harmonizes_exports_and_runs(shards, tmp_path, capsys):
     import timm
 
     import model_zoo
-    from benchmark.cli import main
+    from alignbench.cli import main
     from benchmark.datasets import get_dataset
 
     out = tmp_path / "run"
@@ -87,7 +87,7 @@ def test_train_cli_harmonizes_exports_and_runs(shards, tmp_path, capsys):
 
 
 def test_train_cli_baseline_and_bad_options(shards, tmp_path, capsys):
-    from benchmark.cli import main
+    from alignbench.cli import main
 
     out = tmp_path / "base"
     assert main(_argv(shards, out, "--no-harmonize", "--steps", "2")) == 0
@@ -107,7 +107,7 @@ def test_train_cli_tensorflow_framework(shards, tmp_path):
     import keras
 
     import model_zoo
-    from benchmark.cli import main
+    from alignbench.cli import main
     from model_zoo.registry import register_model, unregister_model
 
     @register_model("tiny_keras_cli", family="cnn", framework="keras")
@@ -138,7 +138,7 @@ def test_train_cli_mixes_imagenet_folder_with_token_zero(shards, tmp_path):
     """--imagenet: an ImageFolder tree mixed in; steps_per_epoch counts both sources."""
     from PIL import Image
 
-    from benchmark.cli import main
+    from alignbench.cli import main
 
     root = tmp_path / "imagenet"
     rng = np.random.default_rng(0)

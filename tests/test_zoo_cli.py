@@ -1,4 +1,4 @@
-"""``alignbench models list|show`` through ``benchmark.cli.main`` (no subprocess, no framework needed)."""
+"""``alignbench models list|show`` through ``alignbench.cli.main`` (no subprocess, no framework needed)."""
 from __future__ import annotations
 
 import csv
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmark.cli import main
+from alignbench.cli import main
 from model_zoo import list_models, register_model
 from model_zoo import registry
 

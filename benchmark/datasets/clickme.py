@@ -197,7 +197,7 @@ class ClickMeDataset:
         plan = _plan(files, self._indexes(files), start, limit)
         if plan is None:
             return
-        tf = tf_ops._tf()
+        tf = tf_ops.tf_module()
         stems = [p.stem for p in files]
         ds = _records(tf, plan).map(_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.batch(batch_size).map(_preprocess_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -211,7 +211,7 @@ class ClickMeDataset:
         plan = _plan(files, self._indexes(files), 0, limit)
         if plan is None:
             return
-        tf = tf_ops._tf()
+        tf = tf_ops.tf_module()
         stems = [p.stem for p in files]
         ds = _records(tf, plan).map(_decode_participants, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.filter(lambda k, i, maps: tf.shape(maps)[0] > 0)
@@ -267,7 +267,7 @@ def _features(tf: Any) -> dict[str, Any]:
 def _validate(index: Any, raw: Any) -> tuple[Any, Any, Any]:
     """(index, status, participant count) of one record; status 0 = valid, else a key of _REASONS.
     Decode errors raise (the scan turns them into gaps, diagnosed afterwards)."""
-    tf = tf_ops._tf()
+    tf = tf_ops.tf_module()
     ex = tf.io.parse_single_example(raw, _features(tf))
     image, heatmap = tf.io.decode_jpeg(ex["image"]), tf.io.decode_jpeg(ex["heatmap"])
     s = tf_ops.IMAGE_SIZE
@@ -279,7 +279,7 @@ def _validate(index: Any, raw: Any) -> tuple[Any, Any, Any]:
 
 
 def _decode(k: Any, i: Any, raw: Any) -> tuple[Any, ...]:
-    tf = tf_ops._tf()
+    tf = tf_ops.tf_module()
     ex = tf.io.parse_single_example(raw, _features(tf))
     s = tf_ops.IMAGE_SIZE
     image = tf.reshape(tf.io.decode_jpeg(ex["image"]), (s, s, 3))
@@ -288,13 +288,13 @@ def _decode(k: Any, i: Any, raw: Any) -> tuple[Any, ...]:
 
 
 def _preprocess_batch(k: Any, i: Any, images: Any, heatmaps: Any, labels: Any) -> tuple[Any, ...]:
-    tf = tf_ops._tf()
+    tf = tf_ops.tf_module()
     return (k, i, tf_ops.preprocess_images_tf(tf.cast(images, tf.float32)),
             tf_ops.preprocess_heatmaps_tf(tf.cast(heatmaps, tf.float32)), labels)
 
 
 def _decode_participants(k: Any, i: Any, raw: Any) -> tuple[Any, Any, Any]:
-    tf = tf_ops._tf()
+    tf = tf_ops.tf_module()
     jpegs = tf.io.parse_single_example(raw, _features(tf))["participant_heatmaps"].values
     s = tf_ops.IMAGE_SIZE
     maps = tf.map_fn(lambda b: tf.reshape(tf.io.decode_jpeg(b), (s, s, 1)), jpegs,
@@ -347,7 +347,7 @@ def _records(tf: Any, plan: _Plan) -> Any:
 
 
 def _iterate(ds: Any, name: str, files: Sequence[Path]) -> Iterator[tuple[np.ndarray, ...]]:
-    tf = tf_ops._tf()
+    tf = tf_ops.tf_module()
     it = iter(ds)
     while True:
         try:
@@ -385,7 +385,7 @@ def shard_index(path: str | Path) -> ShardIndex:
 
 
 def _scan(path: Path) -> ShardIndex:
-    tf = tf_ops._tf()
+    tf = tf_ops.tf_module()
     try:  # read the raw records first: tf.data's ignore_errors below would hide a corrupt shard
         n = int(tf.data.TFRecordDataset(str(path)).reduce(np.int64(0), lambda c, _: c + 1))
     except tf.errors.OpError as exc:
@@ -412,7 +412,7 @@ def _scan(path: Path) -> ShardIndex:
 
 
 def _diagnose(raw: bytes) -> str:
-    tf = tf_ops._tf()
+    tf = tf_ops.tf_module()
     try:
         ex = tf.train.Example.FromString(raw)
     except Exception:  # protobuf's DecodeError

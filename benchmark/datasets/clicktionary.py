@@ -428,7 +428,7 @@ def write_synthetic_release(out_dir: str | Path, n_images: int = 20, *, n_partic
     rng = np.random.default_rng(seed)
     # 5 animal and 5 non-animal ImageNet classes, one shape each (synthetic.SHAPES has 5)
     labels = np.array([1, 100, 200, 300, 397, 400, 500, 600, 800, 999])
-    palette = synthetic._class_palette(len(labels))
+    palette = synthetic.class_palette(len(labels))
     rows = [",".join(COLUMNS + ("participants",))]
 
     def png(array: np.ndarray, path: Path) -> None:
@@ -440,14 +440,14 @@ def write_synthetic_release(out_dir: str | Path, n_images: int = 20, *, n_partic
 
     for i in range(n_images):
         c = (i % 2) * 5 + (i // 2) % 5  # alternate animal / non-animal
-        image, mask = synthetic._scene(rng, c, palette, 0.0)
+        image, mask = synthetic.draw_scene(rng, c, palette, 0.0)
         if luminance_cue:
             grey = 230.0 if labels[c] < ANIMAL_CLASSES else 25.0
             image[mask] = np.clip(grey + rng.normal(0, 5, size=(int(mask.sum()), 3)), 0, 255).astype(np.uint8)
         if size != synthetic.SIZE:
             image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
             mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size))) > 127
-        parts = [synthetic._participant_map(rng, mask, participant_noise, 6.0) for _ in range(max(n_participants, 1))]
+        parts = [synthetic.participant_map(rng, mask, participant_noise, 6.0) for _ in range(max(n_participants, 1))]
         pooled = np.mean(parts, axis=0).round().astype(np.uint8)
         image_id = f"ct{i:04d}"
         png(image, out / "images" / f"{image_id}.png")

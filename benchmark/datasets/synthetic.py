@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from benchmark.datasets.tf_ops import tf_module
 from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import atomic_write_json
 
@@ -33,15 +34,13 @@ def class_labels(n_classes: int) -> np.ndarray:
 
 def encode_jpeg(array: np.ndarray, quality: int = 95) -> bytes:
     """JPEG bytes of a uint8 HxWxC array (C = 1 or 3), encoded by TensorFlow's libjpeg."""
-    from benchmark.datasets.tf_ops import _tf
-
-    return _tf().io.encode_jpeg(np.ascontiguousarray(array, dtype=np.uint8), quality=quality).numpy()
+    return tf_module().io.encode_jpeg(np.ascontiguousarray(array, dtype=np.uint8), quality=quality).numpy()
 
 
 def make_example(image_jpeg: bytes, heatmap_jpeg: bytes, label: int,
                  participant_jpegs: Sequence[bytes] | None = None) -> bytes:
     """A serialized ``tf.train.Example`` in the ClickMe schema (plus optional participant maps)."""
-    tf = _tf_module()
+    tf = tf_module()
     feature = {
         "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_jpeg])),
         "heatmap": tf.train.Feature(bytes_list=tf.train.BytesList(value=[heatmap_jpeg])),
@@ -56,7 +55,7 @@ def make_example(image_jpeg: bytes, heatmap_jpeg: bytes, label: int,
 
 def write_records(path: str | os.PathLike, records: Iterable[bytes]) -> Path:
     """Write serialized records to a TFRecord file atomically (temporary name, then rename)."""
-    tf = _tf_module()
+    tf = tf_module()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -112,15 +111,15 @@ def write_clickme_shards(
     labels = class_labels(n_classes)
     rng = np.random.default_rng(seed)
     classes = rng.permutation(np.arange(n_images) % len(labels))
-    palette = _class_palette(len(labels))
+    palette = class_palette(len(labels))
     out = Path(out_dir)
     paths, counts = [], {}
     for k, chunk in enumerate(np.array_split(np.arange(n_images), n_shards)):
         records = []
         for i in chunk:
             c = int(classes[i])
-            image, mask = _scene(rng, c, palette, shortcut, object_cue, shortcut_margin_px)
-            maps = [_participant_map(rng, mask, participant_noise, participant_offset_px)
+            image, mask = draw_scene(rng, c, palette, shortcut, object_cue, shortcut_margin_px)
+            maps = [participant_map(rng, mask, participant_noise, participant_offset_px)
                     for _ in range(n_participants)]
             mean_map = np.mean(maps, axis=0).round().astype(np.uint8)
             records.append(make_example(
@@ -149,13 +148,7 @@ def write_clickme_shards(
     return paths
 
 
-def _tf_module():
-    from benchmark.datasets.tf_ops import _tf
-
-    return _tf()
-
-
-def _class_palette(n: int) -> np.ndarray:
+def class_palette(n: int) -> np.ndarray:
     """(n, 3) distinct saturated colours in [0, 255], one per class (hue wheel)."""
     import matplotlib.colors as mcolors
 
@@ -187,7 +180,7 @@ def _object_palette(n: int) -> np.ndarray:
     return mcolors.hsv_to_rgb(hsv) * 255.0
 
 
-def _scene(rng: np.random.Generator, c: int, palette: np.ndarray, shortcut: float,
+def draw_scene(rng: np.random.Generator, c: int, palette: np.ndarray, shortcut: float,
            object_cue: float = 0.0, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(image uint8 256x256x3, object mask bool 256x256) for class position ``c``."""
     r = rng.uniform(40, 80)
@@ -213,7 +206,7 @@ def _scene(rng: np.random.Generator, c: int, palette: np.ndarray, shortcut: floa
     return np.clip(image, 0, 255).round().astype(np.uint8), mask
 
 
-def _participant_map(rng: np.random.Generator, mask: np.ndarray, noise: float, offset_px: float) -> np.ndarray:
+def participant_map(rng: np.random.Generator, mask: np.ndarray, noise: float, offset_px: float) -> np.ndarray:
     """One simulated participant's click map (uint8 256x256, peak 255)."""
     from scipy.ndimage import gaussian_filter, shift
 

@@ -23,7 +23,8 @@ BLUR_KERNEL_SIZE = 10
 BLUR_SIGMA = 10.0
 
 
-def _tf() -> Any:
+def tf_module() -> Any:
+    """TensorFlow, imported on first use through the framework import guard."""
     from model_zoo.frameworks import import_tensorflow
 
     return import_tensorflow()
@@ -50,12 +51,12 @@ def _kernel_hwio(size: int, sigma: float) -> np.ndarray:
 
 def resize_bilinear(x: Any, size: int) -> Any:
     """``tf.image.resize`` bilinear (half-pixel centres, no antialias) of NHWC or HWC to size x size."""
-    return _tf().image.resize(x, (size, size), method="bilinear", antialias=False)
+    return tf_module().image.resize(x, (size, size), method="bilinear", antialias=False)
 
 
 def blur_same(x: Any, size: int = BLUR_KERNEL_SIZE, sigma: float = BLUR_SIGMA) -> Any:
     """Cross-correlate (N,H,W,1) float32 with :func:`gaussian_kernel` under TF 'SAME' zero padding."""
-    return _tf().nn.conv2d(x, _tf().constant(_kernel_hwio(size, sigma)), strides=1, padding="SAME")
+    return tf_module().nn.conv2d(x, tf_module().constant(_kernel_hwio(size, sigma)), strides=1, padding="SAME")
 
 
 def preprocess_heatmaps_tf(h: Any) -> Any:
@@ -73,4 +74,4 @@ def preprocess_images_tf(x: Any) -> Any:
 
 def decode_jpeg(data: Any) -> Any:
     """TF's default JPEG decoder (fast integer IDCT, channels as stored), uint8 HWC."""
-    return _tf().io.decode_jpeg(data)
+    return tf_module().io.decode_jpeg(data)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmark import records
-from benchmark.plots import FAMILY_STYLE, Point, _draw_front, _notable, save_figure
+from benchmark.plots import FAMILY_STYLE, Point, draw_front, notable, save_figure
 from model_zoo.errors import InvalidInputError
 
 PANEL_TITLES = {"monkey1-PL": "Monkey 1, PL", "monkey1-ML": "Monkey 1, ML", "monkey2-ML": "Monkey 2, ML"}
@@ -78,7 +78,7 @@ def plot_pareto_neural(results_dir: str | Path, dataset: str, output: str | Path
     fig, axes = plt.subplots(1, len(order), figsize=(5.2 * len(order), 4.6), dpi=150, squeeze=False)
     for ax, panel in zip(axes[0], order):
         pts = measured.get(panel, [])
-        _draw_front(ax, [p for p, _ in pts if not p.harmonized])
+        draw_front(ax, [p for p, _ in pts if not p.harmonized])
         seen: set[str] = set()
         for p, ci in pts:
             name, colour = FAMILY_STYLE.get(p.family, FAMILY_STYLE[None])
@@ -94,7 +94,7 @@ def plot_pareto_neural(results_dir: str | Path, dataset: str, output: str | Path
             if p.harmonized and base is not None:
                 ax.annotate("", xy=(p.top1, p.alignment), xytext=(base.top1, base.alignment),
                             arrowprops={"arrowstyle": "->", "color": FAMILY_STYLE["harmonized"][1], "lw": 1.2})
-        for p in _notable([p for p, _ in pts], 3):
+        for p in notable([p for p, _ in pts], 3):
             ax.annotate(p.label, (p.top1, p.alignment), textcoords="offset points", xytext=(4, -8), fontsize=6)
         for q in (q for q in published if q.panel == panel):
             ax.plot(q.top1, q.predictivity, marker="D", mfc="none", mec=FAMILY_STYLE["harmonized"][1], ms=6,

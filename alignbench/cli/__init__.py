@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Sequence
 
-# module name (in benchmark.cli) for each command group, in --help order
+# module name (in alignbench.cli) for each command group, in --help order
 COMMAND_MODULES = (
     "demo_cmd",
     "run_cmd",
@@ -41,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
-            module = importlib.import_module(f"benchmark.cli.{name}")
+            module = importlib.import_module(f"alignbench.cli.{name}")
         except ModuleNotFoundError as exc:  # a command group not built yet
-            if exc.name == f"benchmark.cli.{name}":
+            if exc.name == f"alignbench.cli.{name}":
                 continue
             raise
         module.register(sub)

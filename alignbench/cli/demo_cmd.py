@@ -1,4 +1,4 @@
-"""``alignbench demo``: the whole pipeline offline on SYNTHETIC data (:func:`benchmark.demo.run_demo`)."""
+"""``alignbench demo``: the whole pipeline offline on SYNTHETIC data (:func:`alignbench.demo.run_demo`)."""
 from __future__ import annotations
 
 import argparse
@@ -26,12 +26,12 @@ def handle(args: argparse.Namespace) -> int:
     import json
     import logging
 
-    from benchmark import demo
+    from alignbench import demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     report = demo.run_demo(args.results, fast=args.fast, cache_dir=args.cache, progress=not args.no_progress)
     if args.json:
-        print(json.dumps(demo._report_json(report), indent=2))
+        print(json.dumps(demo.report_json(report), indent=2))
     else:
         print()
         print(report.text())

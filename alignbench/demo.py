@@ -441,11 +441,11 @@ def run_demo(results_dir: str | Path, *, fast: bool = False, cache_dir: str | Pa
                         center_bias=center_bias, figures=figures, site=site, notes=notes,
                         seconds=time.perf_counter() - started, reused=reused)
     # beside, not inside, the dataset folder: that folder holds only result records
-    atomic_write_json(results_dir / f"{dataset}.demo-report.json", _report_json(report))
+    atomic_write_json(results_dir / f"{dataset}.demo-report.json", report_json(report))
     return report
 
 
-def _report_json(report: DemoReport) -> dict[str, Any]:
+def report_json(report: DemoReport) -> dict[str, Any]:
     return {"synthetic": True, "note": SYNTHETIC_NOTE, "plan": dataclasses.asdict(report.plan),
             "dataset": report.dataset, "ceiling": report.ceiling, "center_bias_alignment": report.center_bias,
             "outcome_holds": report.outcome_holds, "seconds": round(report.seconds, 1), "reused": report.reused,
