@@ -430,11 +430,11 @@ def run_demo(results_dir: str | Path, *, fast: bool = False, cache_dir: str | Pa
     for h, outcome in zip((False, True), summary.outcomes):
         r = outcome.record or {}
         models.append(DemoModel(model=outcome.model, display_name=r.get("display_name") or outcome.model,
-                                harmonized=h, accuracy=r.get("top1_measured"), alignment=r.get("alignment"),
+                                harmonized=h, accuracy=r.get("top1_measured"), alignment=r.get("normalized"),
                                 spearman=r.get("spearman_mean"), folder=folders[h],
                                 record=results_dir / dataset / f"{outcome.model}.json"))
     ceiling = (summary.ceiling or {}).get("value")
-    center_bias = (summary.baseline or {}).get("alignment")
+    center_bias = (summary.baseline or {}).get("normalized")
     figures = draw_figure(results_dir, dataset)
     site = _build_site(results_dir, dataset, notes)
     report = DemoReport(plan=plan, results_dir=results_dir, dataset=dataset, test_dir=test_dir, models=models, ceiling=ceiling,

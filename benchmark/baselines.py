@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import records
+from benchmark import records, scores
+from benchmark.metrics import CLICKME_PUBLISHED_CEILING
 from benchmark.provenance import provenance
 from model_zoo.errors import InvalidInputError
 
@@ -24,9 +25,11 @@ log = logging.getLogger(__name__)
 CEILING_FILE = "_ceiling.json"
 CENTER_BIAS_FILE = "_baseline-center-bias.json"
 CENTER_BIAS_FOLDS = 10
+SPEARMAN = "spearman"  # score_name of the maps task: mean per-image Spearman rho
+CEILING_SCORE_NAME = "split-half spearman"
 PUBLISHED_CEILINGS = {
     # dataset name prefix -> (value, citation)
-    "clickme": (0.6575315343478081,
+    "clickme": (CLICKME_PUBLISHED_CEILING,
                 "published ClickMe inter-rater ceiling of the harmonization paper's code "
                 "(serre-lab/Harmonization evaluation/clickme.py; see shared/reference/paper-notes.md §2.1)"),
 }
@@ -90,19 +93,23 @@ def ensure_ceiling(dataset, results_dir: str | Path, *, force: bool = False, n_s
         if total == 0:
             raise InvalidInputError(f"dataset {dataset.name}: no image has maps from 2 or more participants, "
                                     "so no split-half ceiling can be computed")
-        record = {"kind": "ceiling", "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint(),
-                  "value": weighted / total, "source": "computed: split-half Spearman of participants' maps",
+        value = weighted / total
+        record = {"kind": "ceiling", "task": "maps", "dataset": dataset.name,
+                  "dataset_fingerprint": dataset.fingerprint(), "value": value,
+                  "source": "computed: split-half Spearman of participants' maps",
                   "method": {"name": "split_half_ceiling", "n_splits": n_splits, "seed": seed},
-                  "n_images": total, "n_excluded": n_excluded}
+                  "n_images": total, "n_excluded": n_excluded,
+                  **scores.score_fields(value, score_name=CEILING_SCORE_NAME, n=total, n_undefined=n_excluded)}
     else:
         published = next((v for k, v in PUBLISHED_CEILINGS.items() if dataset.name.startswith(k)), None)
         if published is None:
             log.warning("dataset %s has no per-participant maps and no published ceiling: alignment "
                         "(rho / ceiling) is left undefined; raw Spearman is still reported", dataset.name)
             return None
-        record = {"kind": "ceiling", "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint(),
-                  "value": published[0], "source": f"published constant: {published[1]}",
-                  "method": {"name": "published"}}
+        record = {"kind": "ceiling", "task": "maps", "dataset": dataset.name,
+                  "dataset_fingerprint": dataset.fingerprint(), "value": published[0],
+                  "source": f"published constant: {published[1]}", "method": {"name": "published"},
+                  **scores.score_fields(published[0], score_name=CEILING_SCORE_NAME, n=None)}
     record["provenance"] = provenance()
     records.write_record(path, record)
     return record
@@ -110,49 +117,42 @@ def ensure_ceiling(dataset, results_dir: str | Path, *, force: bool = False, n_s
 
 def ensure_center_bias(dataset, results_dir: str | Path, *, limit: int | None = None, force: bool = False,
                        batch_size: int = 64, folds: int = CENTER_BIAS_FOLDS) -> dict[str, Any]:
-    """Center-bias baseline record: Spearman/Dice/IoU of each human map with the mean human map of the
-    other folds (image i is in fold i % folds). Two streaming passes over the human maps."""
+    """Center-bias baseline record (:class:`benchmark.metrics.CenterBias`: each human map against the
+    mean human map of the other folds, image i in fold i % folds). Two streaming passes over the maps."""
     from benchmark import metrics
 
     path = _folder(results_dir, dataset) / CENTER_BIAS_FILE
     existing = reusable_record(path, dataset, force, limit=limit, folds=folds)
     if existing is not None:
         return existing
-    sums: np.ndarray | None = None
-    counts = np.zeros(folds, dtype=np.int64)
-    index = 0
+    baseline = metrics.CenterBias(folds)
     for batch in dataset.batches(batch_size, limit=limit):
-        h = batch.heatmaps.astype(np.float64)
-        if sums is None:
-            sums = np.zeros((folds,) + h.shape[1:], dtype=np.float64)
-        fold = (index + np.arange(len(h))) % folds
-        np.add.at(sums, fold, h)
-        counts += np.bincount(fold, minlength=folds)
-        index += len(h)
-    if sums is None or index < 2:
+        baseline.add(batch.heatmaps)
+    if baseline.n_added < 2:
         raise InvalidInputError(f"dataset {dataset.name}: need at least 2 images for a center-bias baseline")
-    total, n_total = sums.sum(axis=0), counts.sum()
-    held_out_means = np.stack([(total - sums[k]) / max(n_total - counts[k], 1) for k in range(folds)])
-    held_out_means = held_out_means.astype(np.float32)
-    rho, dice, iou = [], [], []
+    columns: dict[str, list[np.ndarray]] = {"spearman": [], "dice": [], "iou": []}
     index = 0
     for batch in dataset.batches(batch_size, limit=limit):
-        fold = (index + np.arange(len(batch.heatmaps))) % folds
-        prior = held_out_means[fold]
-        rho.append(metrics.spearman(prior, batch.heatmaps))
-        dice.append(metrics.dice(prior, batch.heatmaps))
-        iou.append(metrics.iou(prior, batch.heatmaps))
+        for key, values in baseline.score(batch.heatmaps, index).items():
+            columns[key].append(values)
         index += len(batch.heatmaps)
-    rho_all = np.concatenate(rho)
-    s = metrics.summarize(rho_all)
+    rho = np.concatenate(columns["spearman"])
     ceiling = ensure_ceiling(dataset, results_dir)
-    c = ceiling["value"] if ceiling else None
-    record = {"kind": "baseline", "dataset": dataset.name, "dataset_fingerprint": dataset.fingerprint(),
-              "model": "center-bias", "display_name": "Center bias (held-out mean human map)",
-              "limit": limit, "folds": folds, "n_images": int(len(rho_all)), "n_undefined": int(s.n_undefined),
-              "spearman_mean": s.mean, "spearman_sd": s.sd,
-              "alignment": s.mean / c if c else None, "alignment_sd": s.sd / c if c and s.sd is not None else None,
-              "dice_mean": float(np.concatenate(dice).mean()), "iou_mean": float(np.concatenate(iou).mean()),
-              "provenance": provenance()}
+    record = {"kind": "baseline", "task": "maps", "dataset": dataset.name,
+              "dataset_fingerprint": dataset.fingerprint(), "model": "center-bias",
+              "display_name": "Center bias (held-out mean human map)", "limit": limit, "folds": folds,
+              **record_summary(rho, score_name=SPEARMAN, ceiling=ceiling["value"] if ceiling else None),
+              "dice_mean": float(np.concatenate(columns["dice"]).mean()),
+              "iou_mean": float(np.concatenate(columns["iou"]).mean()), "provenance": provenance()}
     records.write_record(path, record)
     return record
+
+
+def record_summary(rho: np.ndarray, *, score_name: str, ceiling: float | None) -> dict[str, Any]:
+    """The fields a maps record derives from its per-image Spearman values: the score shape plus the
+    maps task's own ``spearman_mean``, ``spearman_sd`` and ``n_images``."""
+    from benchmark import metrics
+
+    s = metrics.summarize(np.asarray(rho, dtype=np.float64))
+    fields = scores.summary_fields(s, score_name=score_name, ceiling=ceiling)
+    return {**fields, "n_images": int(s.n), "spearman_mean": fields["score"], "spearman_sd": fields["error"]}

@@ -19,7 +19,7 @@ from benchmark.scores import Score, Summary, bootstrap_ci, bootstrap_sd, summari
 from model_zoo.errors import InvalidInputError
 
 __all__ = [
-    "CLICKME_PUBLISHED_CEILING", "RankedMaps", "Score", "Summary", "alignment_score",
+    "CLICKME_PUBLISHED_CEILING", "CenterBias", "RankedMaps", "Score", "Summary", "alignment_score",
     "bootstrap_ci", "bootstrap_sd", "center_bias_baseline", "dice", "iou", "rank_maps",
     "spearman", "spearman_ranked", "split_half_ceiling", "summarize",
 ]
@@ -168,39 +168,76 @@ def split_half_ceiling(
     )
 
 
-def center_bias_baseline(
-    human_maps: Any, *, n_folds: int = 10, seed: int = 0, n_boot: int = 1000
-) -> Score:
-    """Centre-bias baseline: how well "the average map" predicts each map.
+class CenterBias:
+    """The centre-bias baseline: how well "the average human map" predicts each human map.
 
-    `human_maps`: (N, H, W) (or (N,H,W,1)), N >= 2. Images are shuffled (``default_rng(seed)``)
-    into `n_folds` folds (2 <= n_folds <= N); each map is correlated (Spearman) with the mean
-    map of the *other* folds, so no map predicts itself. Returns the mean rho with its
-    bootstrap error; `per_image` holds each map's rho in input order.
+    Images are taken in stream order; image ``i`` is in fold ``i % n_folds``, and each map is scored
+    against the mean map of the *other* folds, so no map predicts itself. Two passes over the same
+    stream: :meth:`add` every batch (only per-fold sums are kept, so memory does not grow with the
+    dataset), then :meth:`score` every batch again, in the same order.
     """
-    maps = _to_numpy(human_maps)
+
+    def __init__(self, n_folds: int = 10) -> None:
+        if n_folds < 2:
+            raise InvalidInputError(f"n_folds must be at least 2, got {n_folds}")
+        self.n_folds = n_folds
+        self._sums: np.ndarray | None = None
+        self._counts = np.zeros(n_folds, dtype=np.int64)
+        self._priors: np.ndarray | None = None
+        self.n_added = 0
+
+    def add(self, maps: Any) -> None:
+        """Pass 1: accumulate the (B, H, W) human maps of the next stream positions."""
+        h = _map_stack(maps, "human_maps").astype(np.float64)
+        if self._sums is None:
+            self._sums = np.zeros((self.n_folds,) + h.shape[1:], dtype=np.float64)
+        elif h.shape[1:] != self._sums.shape[1:]:
+            raise InvalidInputError(f"human_maps: shape {h.shape[1:]} differs from earlier maps' {self._sums.shape[1:]}")
+        fold = (self.n_added + np.arange(len(h))) % self.n_folds
+        np.add.at(self._sums, fold, h)
+        self._counts += np.bincount(fold, minlength=self.n_folds)
+        self.n_added += len(h)
+
+    def priors(self) -> np.ndarray:
+        """(n_folds, H, W) float32: fold k's prior is the mean map of every image not in fold k."""
+        if self._priors is None:
+            if self._sums is None or self.n_added < 2:
+                raise InvalidInputError(f"need at least 2 maps for held-out means, got {self.n_added}")
+            total, n_total = self._sums.sum(axis=0), self._counts.sum()
+            self._priors = np.stack([(total - self._sums[k]) / max(n_total - self._counts[k], 1)
+                                     for k in range(self.n_folds)]).astype(np.float32)
+        return self._priors
+
+    def score(self, maps: Any, start: int) -> dict[str, np.ndarray]:
+        """Pass 2: per-image Spearman, Dice and IoU (float64 (B,)) of the maps at stream positions
+        ``start .. start + B - 1`` against their held-out prior."""
+        h = _map_stack(maps, "human_maps")
+        prior = self.priors()[(start + np.arange(len(h))) % self.n_folds]
+        return {"spearman": spearman(prior, h), "dice": dice(prior, h), "iou": iou(prior, h)}
+
+
+def _map_stack(x: Any, name: str) -> np.ndarray:
+    maps = _to_numpy(x)
     if maps.ndim == 4 and maps.shape[-1] == 1:
         maps = maps[..., 0]
     if maps.ndim != 3:
-        raise InvalidInputError(f"human_maps: expected (N, H, W), got {maps.shape}")
-    n = maps.shape[0]
-    if n < 2:
-        raise InvalidInputError(f"human_maps: need at least 2 maps for held-out means, got {n}")
-    if not 2 <= n_folds <= n:
-        raise InvalidInputError(f"n_folds must lie in [2, {n}] (the number of maps), got {n_folds}")
-    rng = np.random.default_rng(seed)
-    folds = np.array_split(rng.permutation(n), n_folds)
-    total = maps.sum(axis=0, dtype=np.float64)
-    per_image = np.full(n, np.nan)
-    for fold in folds:
-        held_out_sum = maps[fold].sum(axis=0, dtype=np.float64)
-        mean_map = ((total - held_out_sum) / (n - fold.size)).astype(np.float32)
-        ranked_mean = rank_maps(mean_map)
-        per_image[fold] = spearman_ranked(ranked_mean, maps[fold], index=np.zeros(fold.size, dtype=np.int64))
-    return Score.from_values(
-        per_image, method="center_bias_kfold_spearman", params={"n_folds": n_folds},
-        n_boot=n_boot, seed=seed,
-    )
+        raise InvalidInputError(f"{name}: expected (N, H, W), got {maps.shape}")
+    return maps
+
+
+def center_bias_baseline(human_maps: Any, *, n_folds: int = 10, n_boot: int = 1000, seed: int = 0) -> Score:
+    """:class:`CenterBias` of an in-memory stack of (N, H, W) human maps (N >= 2, 2 <= n_folds <= N):
+    the mean rho with its bootstrap error (``seed``: the bootstrap's); ``per_image`` in input order."""
+    maps = _map_stack(human_maps, "human_maps")
+    if maps.shape[0] < 2:
+        raise InvalidInputError(f"human_maps: need at least 2 maps for held-out means, got {maps.shape[0]}")
+    if not 2 <= n_folds <= maps.shape[0]:
+        raise InvalidInputError(f"n_folds must lie in [2, {maps.shape[0]}] (the number of maps), got {n_folds}")
+    baseline = CenterBias(n_folds)
+    baseline.add(maps)
+    per_image = baseline.score(maps, 0)["spearman"]
+    return Score.from_values(per_image, method="center_bias_kfold_spearman", params={"n_folds": n_folds,
+                             "folds": "image i in fold i % n_folds"}, n_boot=n_boot, seed=seed)
 
 
 def alignment_score(

@@ -77,7 +77,8 @@ def measured_points(results_dir: str | Path, dataset: str, accuracy: str = "auto
     points = []
     for r in ok:
         top1 = r.get(key)
-        if r.get("alignment") is None:
+        value, error = records.headline(r)
+        if value is None:
             notes.append(f"{r['model']}: no alignment (dataset has no ceiling); not plotted")
             continue
         if not isinstance(top1, (int, float)):
@@ -87,8 +88,7 @@ def measured_points(results_dir: str | Path, dataset: str, accuracy: str = "auto
         scale = _scale(r)
         points.append(Point(model=r["model"], label=r.get("display_name") or r["model"], family=r.get("family"),
                             top1=float(top1) * (1 if accuracy == "published" else 100),
-                            alignment=scale * r["alignment"],
-                            sd=scale * r["alignment_sd"] if r.get("alignment_sd") is not None else None,
+                            alignment=scale * value, sd=scale * error if error is not None else None,
                             harmonized=bool(r.get("harmonized")), base_model=r.get("base_model")))
     return points, notes, accuracy
 
@@ -232,12 +232,13 @@ def _baselines(results_dir, dataset) -> list[tuple[float, str, str]]:
     loaded = records.load_results(results_dir, dataset, kinds=("baseline",))
     out = []
     for r in loaded.records:
-        if r.get("alignment") is None:
+        value, _ = records.headline(r)
+        if value is None:
             continue
         if r.get("model") == "center-bias":
-            out.append((100 * r["alignment"], f"Center-bias baseline ({100 * r['alignment']:.1f}%)", "--"))
+            out.append((100 * value, f"Center-bias baseline ({100 * value:.1f}%)", "--"))
         elif r.get("model") == "humans" and r.get("task") == "psychophysics":
-            out.append((r["alignment"], f"Humans, split-half of trials ({r['alignment']:.2f})", "--"))
+            out.append((value, f"Humans, split-half of trials ({value:.2f})", "--"))
             if r.get("flat_model_alignment") is not None:
                 flat = r["flat_model_alignment"]
                 out.append((flat, f"Flat curve, ignores the stimulus ({flat:.2f})", ":"))

@@ -10,6 +10,13 @@ Layout under a results folder::
 
 Every write is atomic; a record is only written after its scores file, and it carries the scores
 file's sha256, so a record never points at scores it was not computed from.
+
+Every record (schema ``alignbench.result/2``) carries one score shape, whatever its task:
+``score`` (the task's headline number, in ``score_name``'s units), ``ceiling`` (what a perfect
+model is expected to reach, or None), ``normalized`` (score / ceiling where a ceiling exists),
+``error`` (bootstrap SD of ``score``), ``normalized_error`` (error / ceiling), ``n`` (images
+scored) and ``n_undefined`` (scored images whose value is undefined and left out of the mean), plus
+the task's own fields. A failed model's record says why in ``failure``. Records of schema 1 are read and upgraded in memory (:func:`upgrade`).
 """
 from __future__ import annotations
 
@@ -24,20 +31,24 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from benchmark import scores
 from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import atomic_write_json, atomic_write_text, sha256_file
 
-SCHEMA = "alignbench.result/1"
+SCHEMA = "alignbench.result/2"
+SCHEMA_V1 = "alignbench.result/1"  # read (upgraded in memory by :func:`upgrade`), never written
 RECORD_KINDS = ("model", "baseline", "ceiling")
+TASKS = ("maps", "psychophysics", "neural")
+#: The score shape every record carries (Brain-Score style; :func:`benchmark.scores.score_fields`).
+SCORE_FIELDS = scores.SCORE_FIELDS
 REQUIRED_FIELDS = {
-    "model": ("schema", "kind", "dataset", "dataset_fingerprint", "model", "status", "n_images",
-              "alignment", "alignment_sd", "provenance"),
-    "baseline": ("schema", "kind", "dataset", "model", "spearman_mean", "n_images"),
-    "ceiling": ("schema", "kind", "dataset", "value", "source"),
+    "model": ("schema", "kind", "task", "dataset", "dataset_fingerprint", "model", "status", "provenance")
+    + SCORE_FIELDS,
+    "baseline": ("schema", "kind", "task", "dataset", "model") + SCORE_FIELDS,
+    "ceiling": ("schema", "kind", "task", "dataset", "value", "source") + SCORE_FIELDS,
 }
-# a "model" record of the maps task (ClickMe, Clicktionary: saliency vs human maps) also has these;
-# other tasks (psychophysics, neural) set "task" and carry their own fields
-MAPS_FIELDS = ("n_undefined", "spearman_mean", "dice_mean", "iou_mean")
+# a "model" record of the maps task (ClickMe, Clicktionary: saliency vs human maps) also has these
+MAPS_FIELDS = ("spearman_mean", "dice_mean", "iou_mean")
 SCORE_COLUMNS = ("image_id", "label", "pred", "correct", "spearman", "dice", "iou")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
@@ -73,7 +84,7 @@ def _clean(value: Any) -> Any:
 
 
 def write_record(path: str | Path, record: Mapping[str, Any]) -> Path:
-    """Validate and atomically write one record."""
+    """Validate and atomically write one record (schema :data:`SCHEMA`)."""
     record = _clean(dict(record))
     record.setdefault("schema", SCHEMA)
     problems = validate_record(record)
@@ -82,39 +93,98 @@ def write_record(path: str | Path, record: Mapping[str, Any]) -> Path:
     return atomic_write_json(path, record)
 
 
+def upgrade(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record of schema 1 as schema 2 (a copy; schema-2 records are returned as they are).
+
+    Schema 1 called the headline number ``alignment`` whatever it was: a fraction of the ceiling
+    (maps), -log MSE of accuracy curves (psychophysics) or a raw Pearson r (neural); it becomes
+    ``normalized`` for maps and ``score`` for the other two, and the score shape is filled in. Old
+    fields are kept beside the new ones (nothing is lost), except ``alignment``/``alignment_sd``.
+    """
+    if record.get("schema") != SCHEMA_V1:
+        return dict(record)
+    old = dict(record)
+    kind, task = old.get("kind"), old.get("task") or "maps"
+    alignment, alignment_sd = old.pop("alignment", None), old.pop("alignment_sd", None)
+    out = {**old, "schema": SCHEMA, "task": task}
+    failure = out.pop("error", None)  # schema 1's failure reason; "error" is now the score's SD
+    if old.get("status") == "failed":
+        out["failure"] = failure
+    if "alignment_ci95" in out:
+        out["score_ci95"] = out.pop("alignment_ci95")
+    if kind == "ceiling":
+        value = old.get("value")
+        panels = old.get("panels") if isinstance(old.get("panels"), dict) else {}
+        n = old.get("n_images", sum(p.get("n_images", 0) for p in panels.values()) if panels else None)
+        fields = scores.score_fields(value, score_name=_V1_CEILING_NAMES.get(task, "ceiling"), n=n,
+                                     n_undefined=old.get("n_excluded") or 0)
+    elif task == "maps":
+        ceiling = old.get("ceiling")
+        if ceiling is None and alignment and old.get("spearman_mean") is not None:
+            ceiling = old["spearman_mean"] / alignment  # v1 baselines stored alignment, not the ceiling
+        fields = scores.score_fields(old.get("spearman_mean"), score_name="spearman", error=old.get("spearman_sd"),
+                                     n=old.get("n_images"), n_undefined=old.get("n_undefined") or 0,
+                                     ceiling=ceiling)
+    else:  # psychophysics (-log MSE) and neural (Pearson r): the score itself
+        fields = scores.score_fields(alignment, score_name=old.get("score_name") or task, error=alignment_sd,
+                                     n=old.get("n_images"), n_undefined=old.get("n_undefined") or 0,
+                                     ceiling=old.get("ceiling") if kind == "model" else None)
+    out.update(fields)
+    return out
+
+
+#: Which score-shape field is a task's headline (figures, leaderboard): maps tasks report alignment as
+#: a fraction of the human ceiling (the paper's "human feature alignment"); psychophysics (-log MSE)
+#: and neural predictivity (Pearson r, uncorrected as in the 2023 figure) report the raw score.
+HEADLINE = {"maps": "normalized", "psychophysics": "score", "neural": "score"}
+
+
+def headline(record: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """(value, error) of a record's headline number, in its own units (see :data:`HEADLINE`)."""
+    if HEADLINE.get(record.get("task", "maps")) == "normalized":
+        return record.get("normalized"), record.get("normalized_error")
+    return record.get("score"), record.get("error")
+
+
+_V1_CEILING_NAMES = {"maps": "split-half spearman", "neural": "noise ceiling (pearson r)"}
+
+
 def validate_record(record: Mapping[str, Any]) -> list[str]:
-    """Problems with a record, each naming its field; empty when valid."""
+    """Problems with a record (schema 2, or 1 as :func:`upgrade` reads it), each naming its field;
+    empty when valid."""
     problems = []
+    if record.get("schema") == SCHEMA_V1:
+        record = upgrade(record)
     if record.get("schema") != SCHEMA:
-        return [f"schema: expected {SCHEMA!r}, found {record.get('schema')!r}"]
+        return [f"schema: expected {SCHEMA!r} (or {SCHEMA_V1!r}), found {record.get('schema')!r}"]
     kind = record.get("kind")
     if kind not in RECORD_KINDS:
         return [f"kind: expected one of {RECORD_KINDS}, found {kind!r}"]
+    task = record.get("task")
+    if task not in TASKS:
+        return [f"task: expected one of {TASKS}, found {task!r}"]
     required = REQUIRED_FIELDS[kind]
-    if kind == "model" and record.get("task", "maps") == "maps":
+    ok = record.get("status", "ok") == "ok"
+    if kind == "model" and task == "maps" and ok:
         required = required + MAPS_FIELDS
     for field in required:
         if field not in record:
             problems.append(f"{field}: missing")
-    if kind == "model" and record.get("status") == "ok" and record.get("task", "maps") == "maps":
-        n, n_undef = record.get("n_images"), record.get("n_undefined")
-        if not isinstance(n, int) or n < 0:
-            problems.append(f"n_images: expected a non-negative integer, found {n!r}")
-        if not isinstance(n_undef, int) or not (0 <= n_undef <= (n if isinstance(n, int) else n_undef)):
-            problems.append(f"n_undefined: expected an integer in [0, n_images], found {n_undef!r}")
-        for field in ("spearman_mean", "dice_mean", "iou_mean"):
+    if problems:
+        return problems
+    problems += scores.check_score_fields(record)
+    if kind == "model" and ok and task == "maps":
+        for field in MAPS_FIELDS:
             v = record.get(field)
             lo = -1.0 if field == "spearman_mean" else 0.0
             if v is not None and not (isinstance(v, (int, float)) and lo - 1e-9 <= v <= 1 + 1e-9):
                 problems.append(f"{field}: expected a number in [{lo:g}, 1], found {v!r}")
-        sd = record.get("alignment_sd")
-        if sd is not None and not (isinstance(sd, (int, float)) and sd >= 0):
-            problems.append(f"alignment_sd: expected a non-negative number, found {sd!r}")
     return problems
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
-    """Read and validate a record; raise InvalidInputError naming the file and field otherwise."""
+    """Read, validate and :func:`upgrade` a record (always schema 2 in memory); raise InvalidInputError
+    naming the file and field otherwise."""
     path = Path(path)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -125,7 +195,7 @@ def read_record(path: str | Path) -> dict[str, Any]:
     problems = validate_record(record)
     if problems:
         raise InvalidInputError(f"{path}: " + "; ".join(problems))
-    return record
+    return upgrade(record)
 
 
 @dataclass

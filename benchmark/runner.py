@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from benchmark import baselines, records
+from benchmark import baselines, records, scores
 from benchmark.provenance import provenance
 from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import atomic_write_bytes, atomic_write_json
@@ -250,10 +250,7 @@ def _spec_fields(adapter: Any, model_id: str, weights: str = "pretrained") -> di
 
 def build_record(dataset, rid: str, cols: dict[str, np.ndarray], *, adapter: Any, config: RunConfig,
                  ceiling: dict[str, Any] | None, seconds: float, device: str, scores_sha256: str) -> dict[str, Any]:
-    from benchmark import metrics
-
     rho = cols["spearman"].astype(np.float64)
-    summary = metrics.summarize(rho)
     ceiling_value = ceiling.get("value") if ceiling else None
     record = {
         "kind": "model",
@@ -268,16 +265,9 @@ def build_record(dataset, rid: str, cols: dict[str, np.ndarray], *, adapter: Any
         "explainer": EXPLAINER,
         "precision": config.precision,
         "status": "ok",
-        "error": None,
         "limit": config.limit,
-        "n_images": int(len(rho)),
-        "n_undefined": int(summary.n_undefined),
-        "spearman_mean": summary.mean,
-        "spearman_sd": summary.sd,
-        "ceiling": ceiling_value,
+        **baselines.record_summary(rho, score_name=baselines.SPEARMAN, ceiling=ceiling_value),
         "ceiling_source": ceiling.get("source") if ceiling else None,
-        "alignment": summary.mean / ceiling_value if ceiling_value else None,
-        "alignment_sd": summary.sd / ceiling_value if ceiling_value and summary.sd is not None else None,
         "dice_mean": float(np.mean(cols["dice"])) if len(rho) else None,
         "iou_mean": float(np.mean(cols["iou"])) if len(rho) else None,
         "top1_measured": float(np.mean(cols["pred"] == cols["label"])) if len(rho) else None,
@@ -298,11 +288,12 @@ def _skips_dict(dataset) -> dict[str, Any]:
 
 
 def failed_record(dataset, rid: str, model_id: str, config: RunConfig, error: str, device: str) -> dict[str, Any]:
+    task = getattr(dataset, "task", "maps")
     return {
-        "kind": "model", "task": getattr(dataset, "task", "maps"), "dataset": dataset.name,
-        "dataset_fingerprint": dataset.fingerprint(), "model": rid, "model_id": model_id, "weights": config.weights, "status": "failed", "error": error,
-        "limit": config.limit, "n_images": 0, "n_undefined": 0, "spearman_mean": None, "alignment": None,
-        "alignment_sd": None, "dice_mean": None, "iou_mean": None,
+        "kind": "model", "task": task, "dataset": dataset.name,
+        "dataset_fingerprint": dataset.fingerprint(), "model": rid, "model_id": model_id, "weights": config.weights,
+        "status": "failed", "failure": error, "limit": config.limit, "n_images": 0,
+        **scores.score_fields(None, score_name=getattr(dataset, "score_name", baselines.SPEARMAN), n=0),
         "provenance": provenance(device=device),
     }
 
@@ -423,49 +414,3 @@ def run(config: RunConfig, *, dataset=None) -> RunSummary:
         summary.outcomes.append(run_model(dataset, model_id, config, ceiling=summary.ceiling,
                                           human_ranks=human_ranks))
     return summary
-
-
-def format_summary(summary: RunSummary) -> str:
-    """The table printed at the end of a run."""
-    header = ("model", "top-1(pub)", "acc(data)", "spearman", "alignment", "sd", "dice", "iou", "images", "undef", "seconds", "status")
-    rows = []
-    for o in summary.outcomes:
-        r = o.record or {}
-
-        def fmt(key: str, pct: bool = False) -> str:
-            v = r.get(key)
-            if v is None:
-                return "-"
-            return f"{100 * v:.1f}" if pct else f"{v:.3f}"
-
-        top1 = r.get("top1_published")
-        rows.append((o.model, f"{top1:.1f}" if isinstance(top1, (int, float)) else "-", fmt("top1_measured", True),
-                     fmt("spearman_mean"),
-                     # psychophysics alignment is -log MSE and neural predictivity a raw Pearson r,
-                     # not fractions of a ceiling: not shown as %
-                     fmt("alignment", r.get("task") not in ("psychophysics", "neural")),
-                     fmt("alignment_sd", r.get("task") not in ("psychophysics", "neural")), fmt("dice_mean"), fmt("iou_mean"),
-                     str(r.get("n_images", "-")), str(r.get("n_undefined", "-")),
-                     f"{r.get('seconds', o.seconds) or 0:.1f}",
-                     o.status if o.status != "failed" else f"FAILED: {o.error}"))
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
-    lines = ["  ".join(str(x).ljust(w) for x, w in zip(header, widths))]
-    lines += ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in rows]
-    if summary.ceiling:
-        value = summary.ceiling.get("value")
-        shown = f"{value:.4f}" if isinstance(value, (int, float)) and value == value else "undefined"
-        lines.append(f"ceiling: {shown} ({summary.ceiling.get('source', 'unknown source')})")
-    if summary.baseline and summary.baseline.get("spearman_mean") is None:  # a task's own reference (humans)
-        b = summary.baseline
-        sd = f" +- {b['alignment_sd']:.3f}" if b.get("alignment_sd") is not None else ""
-        lines.append(f"{b.get('display_name') or b.get('model')}: alignment {b['alignment']:.3f}{sd}"
-                     + (f" ({b['score_name']})" if b.get("score_name") else ""))
-    elif summary.baseline:
-        b = summary.baseline
-        lines.append(f"center-bias baseline: spearman {b['spearman_mean']:.3f}"
-                     + (f", alignment {100 * b['alignment']:.1f}%" if b.get("alignment") is not None else ""))
-    lines.append("top-1(pub): published ImageNet top-1 of these weights (- for random or own weights); "
-                 "acc(data): % of this dataset's images classified correctly; alignment, sd: % of the ceiling")
-    if summary.failed:
-        lines.append(f"{len(summary.failed)} model(s) failed: " + ", ".join(o.model for o in summary.failed))
-    return "\n".join(lines)

@@ -18,7 +18,8 @@ import numpy as np
 
 from model_zoo.errors import InvalidInputError
 
-__all__ = ["Score", "Summary", "bootstrap_sd", "bootstrap_ci", "summarize"]
+__all__ = ["SCORE_FIELDS", "Score", "Summary", "bootstrap_sd", "bootstrap_ci", "check_score_fields", "score_fields",
+           "summarize"]
 
 # Resampling draws at most this many indices at once (memory), in a fixed chunking so that the
 # result depends only on (values, n_boot, seed).
@@ -189,3 +190,69 @@ class Score:
             ci=s.ci, method=method, params=all_params, ceiling=ceiling, n_excluded=n_excluded,
             per_image=v,
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# The score shape of a record
+# ---------------------------------------------------------------------------------------------
+
+#: Fields every result record carries (see :mod:`benchmark.records`).
+SCORE_FIELDS = ("score", "score_name", "ceiling", "normalized", "error", "normalized_error", "n", "n_undefined")
+_NORMALIZED_TOL = 1e-9
+
+
+def _finite(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def score_fields(score: float | None, *, score_name: str, n: int | None, n_undefined: int = 0,
+                 error: float | None = None, ceiling: float | None = None) -> dict[str, Any]:
+    """The score shape of a record: the raw ``score`` (None when undefined) in ``score_name``'s units,
+    its bootstrap ``error`` (SD), the ``ceiling`` it is normalised by (None: no ceiling; a ceiling that
+    is not a positive finite number leaves ``normalized`` undefined), ``normalized`` = score / ceiling
+    and ``normalized_error`` = error / ceiling, ``n`` images scored and ``n_undefined`` of them left
+    out of the mean. The one place these aggregates are computed (runner, baselines, leaderboard)."""
+    score, error, ceiling = _finite(score), _finite(error), _finite(ceiling)
+    usable = ceiling is not None and ceiling > 0
+    return {"score": score, "score_name": score_name, "ceiling": ceiling,
+            "normalized": score / ceiling if usable and score is not None else None,
+            "error": error, "normalized_error": error / ceiling if usable and error is not None else None,
+            "n": None if n is None else int(n), "n_undefined": int(n_undefined)}
+
+
+def summary_fields(summary: Summary, *, score_name: str, ceiling: float | None = None) -> dict[str, Any]:
+    """:func:`score_fields` of a :class:`Summary` of per-image values (mean, bootstrap SD, counts)."""
+    return score_fields(summary.mean, score_name=score_name, n=summary.n, n_undefined=summary.n_undefined,
+                        error=summary.sd, ceiling=ceiling)
+
+
+def check_score_fields(record: Mapping[str, Any]) -> list[str]:
+    """Problems with a record's score shape (types, ranges, normalized == score / ceiling)."""
+    problems = []
+    for name in ("score", "ceiling", "normalized", "error", "normalized_error"):
+        v = record.get(name)
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)):
+            problems.append(f"{name}: expected a finite number or null, found {v!r}")
+    if not isinstance(record.get("score_name"), str) or not record.get("score_name"):
+        problems.append(f"score_name: expected a non-empty string, found {record.get('score_name')!r}")
+    n, n_undef = record.get("n"), record.get("n_undefined")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        problems.append(f"n: expected a non-negative integer or null, found {n!r}")
+    elif isinstance(n_undef, bool) or not isinstance(n_undef, int) or not 0 <= n_undef <= (n if n is not None else n_undef):
+        problems.append(f"n_undefined: expected an integer in [0, n], found {n_undef!r}")
+    for name in ("error", "normalized_error"):
+        v = record.get(name)
+        if isinstance(v, (int, float)) and v < 0:
+            problems.append(f"{name}: expected a non-negative number, found {v!r}")
+    if problems:
+        return problems
+    expected = score_fields(record.get("score"), score_name=record["score_name"], n=n, n_undefined=n_undef,
+                            error=record.get("error"), ceiling=record.get("ceiling"))
+    for name in ("normalized", "normalized_error"):
+        a, b = record.get(name), expected[name]
+        if (a is None) != (b is None) or (a is not None and abs(a - b) > _NORMALIZED_TOL * max(1.0, abs(b))):
+            problems.append(f"{name}: {a!r} is not score / ceiling ({b!r})")
+    return problems

@@ -146,7 +146,7 @@ def _catalog_entries(results_dir: Path, dataset: str, notes: list[str]) -> list[
             dataset=dataset, model_id=str(r["model"]), model=str(r.get("display_name") or r["model"]),
             family=r.get("family"), top1=_num(r.get("top1_published")),
             top1_source=r.get("top1_source") or ("published (catalog)" if r.get("top1_published") is not None else None),
-            alignment=_pct(r.get("alignment")), sd=_pct(r.get("alignment_sd")), spearman=_num(r.get("spearman_mean")),
+            alignment=_pct(r.get("normalized")), sd=_pct(r.get("normalized_error")), spearman=_num(r.get("spearman_mean")),
             dice=_num(r.get("dice_mean")), iou=_num(r.get("iou_mean")), n_images=r.get("n_images"),
             submitted_by=CATALOG_SUBMITTER, date=_date(prov.get("date")), kind="measured", origin="catalog",
             record=r, scores_file=scores if r.get("scores_file") and scores.is_file() else None))
@@ -194,7 +194,7 @@ def _submission_entries(results_dir: Path, datasets: Sequence[str], notes: list[
             out.append(Entry(
                 dataset=name, model_id=bundle.id, model=str(meta.model_name or bundle.id), family=meta.family,
                 top1=claimed, top1_source=f"claimed by the submitter ({meta.top1_method})" if claimed is not None else None,
-                alignment=_pct(r.get("alignment")), sd=_pct(r.get("alignment_sd")), spearman=_num(r.get("spearman_mean")),
+                alignment=_pct(r.get("normalized")), sd=_pct(r.get("normalized_error")), spearman=_num(r.get("spearman_mean")),
                 dice=_num(r.get("dice_mean")), iou=_num(r.get("iou_mean")), n_images=r.get("n_images"),
                 submitted_by=who, date=_date(sub.get("created")), kind="measured", origin="submission",
                 record=r, submission=sub, scores_file=scores if scores is not None and scores.is_file() else None))

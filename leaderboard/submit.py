@@ -151,7 +151,7 @@ def instructions(folder: Path, doc: dict[str, Any], outcomes: Sequence[runner.Mo
     lines = [f"Submission bundle written: {folder}/ ({len(files)} files, {size_kb:.0f} kB)"]
     for o in outcomes:
         r = o.record or {}
-        align = r.get("alignment")
+        align = r.get("normalized")
         lines.append(f"  {r.get('dataset')}: alignment "
                      + (f"{100 * align:.1f}% of the human ceiling" if align is not None else "undefined (no ceiling)")
                      + f", Spearman {r.get('spearman_mean', float('nan')):.3f}, {r.get('n_images')} images")

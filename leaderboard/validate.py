@@ -208,7 +208,7 @@ def check_record(bundle: Bundle, dataset: str, rec: Mapping[str, Any], ref: Refe
 def check_scores(bundle: Bundle, dataset: str, rec: Mapping[str, Any], ceiling: float | None) -> list[tuple[str, str]]:
     """Check the per-image file against the record: sha256, row count, value ranges, and every
     aggregate recomputed from the rows."""
-    from benchmark import metrics
+    from benchmark import baselines
 
     expected_name = f"{bundle.id}.scores.csv"
     if rec.get("scores_file") != expected_name:
@@ -251,18 +251,18 @@ def check_scores(bundle: Bundle, dataset: str, rec: Mapping[str, Any], ceiling: 
         out.append(("scores_file correct", f"{wrong.size} row(s) where correct != (pred == label), e.g. image {ids[wrong[0]]}"))
     if n == 0:
         return out
-    summary = metrics.summarize(rho)
     recomputed = {
-        "n_undefined": summary.n_undefined, "spearman_mean": summary.mean, "spearman_sd": summary.sd,
+        **baselines.record_summary(rho, score_name=baselines.SPEARMAN, ceiling=ceiling),
         "dice_mean": float(np.mean(dice)), "iou_mean": float(np.mean(iou)),
         "top1_measured": float(np.mean(pred == label)),
-        "alignment": summary.mean / ceiling if ceiling else None,
-        "alignment_sd": summary.sd / ceiling if ceiling else None,
     }
     for key, value in recomputed.items():
-        if key in ("alignment", "alignment_sd") and ceiling is None:
+        if key in ("normalized", "normalized_error") and ceiling is None:
             continue
-        if not _close(rec.get(key), value):
+        if key == "score_name" and rec.get(key) != value:
+            out.append((key, f"record says {rec.get(key)!r}, expected {value!r}"))
+            continue
+        if key != "score_name" and not _close(rec.get(key), value):
             out.append((key, f"record says {rec.get(key)!r}, the per-image scores give {value!r}"))
     return out
 

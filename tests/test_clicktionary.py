@@ -189,7 +189,7 @@ def test_run_and_plot_clicktionary_through_the_cli(release, tmp_path, monkeypatc
     rec = records.read_record(folder / "tv_resnet18+random.json")
     assert rec["dataset"] == "clicktionary" and rec["task"] == "maps" and rec["n_images"] == N_IMAGES
     assert rec["ceiling_source"].startswith("computed") and 0 < rec["ceiling"] <= 1
-    assert np.isclose(rec["alignment"], rec["spearman_mean"] / rec["ceiling"])
+    assert np.isclose(rec["normalized"], rec["spearman_mean"] / rec["ceiling"])
     ceiling = records.read_record(folder / "_ceiling.json")
     baseline = records.read_record(folder / "_baseline-center-bias.json")
     assert ceiling["value"] == rec["ceiling"] and baseline["n_images"] == N_IMAGES

@@ -61,7 +61,7 @@ def test_records_are_exactly_what_run_writes(demo_run):
         rec = records.read_record(folder / f"{m.model}.json")
         assert records.validate_record(rec) == []
         assert rec["status"] == "ok" and rec["n_images"] == plan.n_test
-        assert rec["alignment"] == pytest.approx(m.alignment) and rec["top1_measured"] == pytest.approx(m.accuracy)
+        assert rec["normalized"] == pytest.approx(m.alignment) and rec["top1_measured"] == pytest.approx(m.accuracy)
         assert rec["harmonized"] is m.harmonized
         assert rec["ceiling_source"].startswith("computed")
         scores = records.read_scores(folder / rec["scores_file"])

@@ -199,9 +199,11 @@ def test_the_site_never_writes_outside_its_folder(tmp_path):
     from leaderboard.site import build
 
     folder = tmp_path / "results" / "ds"
-    rec = {"schema": records.SCHEMA, "kind": "model", "dataset": "ds", "dataset_fingerprint": "f",
-           "model": "../../../pwned", "status": "ok", "n_images": 1, "n_undefined": 0, "alignment": 0.5,
-           "alignment_sd": 0.1, "spearman_mean": 0.3, "dice_mean": 0.2, "iou_mean": 0.1, "provenance": {}}
+    from benchmark.scores import score_fields
+
+    rec = {"schema": records.SCHEMA, "kind": "model", "task": "maps", "dataset": "ds", "dataset_fingerprint": "f",
+           "model": "../../../pwned", "status": "ok", "n_images": 1, "spearman_mean": 0.3, "dice_mean": 0.2,
+           "iou_mean": 0.1, "provenance": {}, **score_fields(0.3, score_name="spearman", n=1, error=0.06, ceiling=0.6)}
     folder.mkdir(parents=True)
     (folder / "bad.json").write_text(json.dumps(rec))
     done = build(tmp_path / "results", tmp_path / "site", with_published=False)

@@ -70,8 +70,9 @@ def test_an_honest_bundle_is_valid(results, clickme_dataset, capsys):
 
 @pytest.mark.parametrize("change, field, words", [
     (lambda r: r.update(spearman_mean=1.7), "spearman_mean", "[-1, 1]"),
-    (lambda r: r.update(alignment_sd=-0.1), "alignment_sd", "non-negative"),
-    (lambda r: r.update(n_undefined=-3), "n_undefined", "[0, n_images]"),
+    (lambda r: r.update(error=-0.1), "error", "non-negative"),
+    (lambda r: r.update(n_undefined=-3), "n_undefined", "[0, n]"),
+    (lambda r: r.update(normalized=0.99), "normalized", "score / ceiling"),
     (lambda r: r.pop("dataset_fingerprint"), "dataset_fingerprint", "missing"),
     (lambda r: r.update(schema="alignbench.result/0"), "schema", "expected"),
 ])
@@ -107,7 +108,7 @@ def test_edited_per_image_scores_are_caught_by_sha_and_by_recomputed_aggregates(
     fields = _fields(_validate(results, clickme_dataset))
     assert any(f.endswith("scores_sha256") and "changed after the run" in m for f, m in fields.items()), fields
     assert any(f.endswith(" spearman_mean") and "per-image scores give" in m for f, m in fields.items()), fields
-    assert any(f.endswith(" alignment") for f in fields), fields
+    assert any(f.endswith(" normalized") and "per-image scores give" in m for f, m in fields.items()), fields
 
 
 def test_out_of_range_and_inconsistent_rows(results, clickme_dataset):

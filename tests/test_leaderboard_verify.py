@@ -84,7 +84,7 @@ def _tamper(bundle: Path, dataset, row: int, delta: float = 0.2) -> str:
     rec = json.loads(rec_path.read_text())
     s = metrics.summarize(np.array([float(r["spearman"]) for r in rows]))
     rec.update(scores_sha256=sha256_file(path), spearman_mean=s.mean, spearman_sd=s.sd,
-               alignment=s.mean / rec["ceiling"], alignment_sd=s.sd / rec["ceiling"])
+               score=s.mean, error=s.sd, normalized=s.mean / rec["ceiling"], normalized_error=s.sd / rec["ceiling"])
     rec_path.write_text(json.dumps(rec))
     return rows[row]["image_id"]
 

@@ -82,7 +82,7 @@ def test_readout_layer_is_found_near_ceiling_and_noise_scores_zero(truth):
         assert panel["spatial_map_spearman"] > 0.5
     assert abs(ml["predictivity"]) < 0.2 and abs(ml["best_on_test"]["mean"]) < 0.25   # pure noise
     assert rec["task"] == "neural" and rec["layers"] == ["stages.0", "stages.1", "stages.2", "stages.3"]
-    assert rec["alignment"] == pytest.approx(np.mean([pl["predictivity"], ml["predictivity"], red["predictivity"]]))
+    assert rec["score"] == pytest.approx(np.mean([pl["predictivity"], ml["predictivity"], red["predictivity"]]))
     # every headline number recomputes from the scores file
     with open(cfg.results_dir / "it-arcaro2020" / rec["scores_file"]) as fh:
         rows = list(csv.DictReader(fh))

@@ -7,16 +7,17 @@ from pathlib import Path
 import pytest
 
 from benchmark import plots, records
+from benchmark.scores import score_fields
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _rec(model, top1, alignment, family="cnn", harmonized=False, base=None, sd=0.01):
-    return {"schema": records.SCHEMA, "kind": "model", "dataset": "toy", "dataset_fingerprint": "sha256:x",
-            "model": model, "display_name": model, "family": family, "harmonized": harmonized,
-            "base_model": base, "status": "ok", "n_images": 10, "n_undefined": 0, "spearman_mean": alignment * 0.6,
-            "alignment": alignment, "alignment_sd": sd, "dice_mean": 0.2, "iou_mean": 0.1,
-            "top1_published": top1, "provenance": {}}
+    return {"schema": records.SCHEMA, "kind": "model", "task": "maps", "dataset": "toy",
+            "dataset_fingerprint": "sha256:x", "model": model, "display_name": model, "family": family,
+            "harmonized": harmonized, "base_model": base, "status": "ok", "n_images": 10,
+            "spearman_mean": alignment * 0.6, "dice_mean": 0.2, "iou_mean": 0.1, "top1_published": top1,
+            "provenance": {}, **score_fields(alignment * 0.6, score_name="spearman", n=10, error=sd * 0.6, ceiling=0.6)}
 
 
 def test_pareto_front_keeps_exactly_the_non_dominated_points():

@@ -53,7 +53,7 @@ def test_run_plot_pareto_and_curves(env, capsys, monkeypatch):
     rec = records.read_record(folder / "tv_mnasnet0_5+random.json")
     assert rec["task"] == "psychophysics" and rec["decision_rule"] == "summed_probability"
     assert rec["n_images"] == N_IMAGES and rec["n_stimuli"] == N_IMAGES * stimuli.N_LEVELS
-    assert len(rec["model_accuracy"]) == len(rec["human_accuracy"]) == 10 and np.isfinite(rec["alignment"])
+    assert len(rec["model_accuracy"]) == len(rec["human_accuracy"]) == 10 and np.isfinite(rec["score"])
     assert "model-independent" in rec["published_code_score_buggy"]["note"]
     assert rec["top1_published"] is None and 0 <= rec["top1_measured"] <= 1  # random weights: measured axis
     assert records.read_record(folder / "_baseline-humans.json")["model"] == "humans"

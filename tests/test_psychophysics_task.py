@@ -68,7 +68,7 @@ def test_model_looking_at_revealed_pixels_is_more_human_like(setup):
     background = task.run_model("looks-at-background", cfg, loader=loader)
     assert revealed.status == background.status == "ok", (revealed.error, background.error)
     r, b = revealed.record, background.record
-    assert r["alignment"] > b["alignment"] + 3 * max(r["alignment_sd"], b["alignment_sd"]) / np.sqrt(200)
+    assert r["score"] > b["score"] + 3 * max(r["error"], b["error"]) / np.sqrt(200)
     assert r["model_accuracy"][-1] > r["model_accuracy"][0]  # more pixels, better decisions
     # the published score ignores the model
     assert r["published_code_score_buggy"] == b["published_code_score_buggy"]
@@ -90,7 +90,7 @@ def test_record_recomputes_from_its_scores_file(setup):
     human = pd.DataFrame(np.load(task.human_path)["data_human"], columns=["Revelation", "correct", "subject"])
     assert np.allclose(human[human.Revelation != 200].groupby("Revelation")["correct"].mean(), rec["human_accuracy"])
     expect = scores.curve_alignment(rec["model_accuracy"], rec["human_accuracy"], n_boot=200, seed=0)
-    assert np.isclose(rec["alignment"], expect.mean)
+    assert np.isclose(rec["score"], expect.mean)
 
 
 def test_skip_then_recompute_on_new_rule(setup):
@@ -124,7 +124,7 @@ def test_runner_dispatches_to_the_task_and_humans_baseline(setup, monkeypatch):
     assert [o.status for o in summary.outcomes] == ["ok"]
     base = summary.baseline
     assert base["model"] == "humans" and base["task"] == "psychophysics"
-    assert np.isfinite(base["alignment"]) and base["flat_model_alignment"] < base["alignment"]
+    assert np.isfinite(base["score"]) and base["flat_model_alignment"] < base["score"]
     assert (root / "results" / "psychophysics" / "_baseline-humans.json").is_file()
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from alignbench import report
 from benchmark import records, runner
 from tests.runner_support.fakes import FakeDataset, fake_loader
 
@@ -32,7 +33,8 @@ def _run(tmp_path, models, dataset=None, loader=None, **kw):
 def test_record_fields_and_scores_match_an_independent_computation(tmp_path):
     summary, ds = _run(tmp_path, ["good-model"])
     rec = records.read_record(tmp_path / ds.name / "good-model.json")
-    for field in ("dataset", "model", "n_images", "n_undefined", "spearman_mean", "alignment", "alignment_sd",
+    for field in ("dataset", "model", "n_images", "n_undefined", "spearman_mean", "score", "score_name", "normalized", "error",
+                  "normalized_error", "n",
                   "dice_mean", "iou_mean", "status", "dataset_fingerprint", "weights_sha256", "explainer",
                   "provenance"):
         assert field in rec, field
@@ -42,7 +44,8 @@ def test_record_fields_and_scores_match_an_independent_computation(tmp_path):
     assert list(scores["image_id"]) == ds.ids
     np.testing.assert_allclose(scores["spearman"], expected, atol=1e-6)
     assert rec["spearman_mean"] == pytest.approx(np.mean(expected), abs=1e-6)
-    assert rec["alignment"] == pytest.approx(rec["spearman_mean"] / rec["ceiling"])
+    assert rec["normalized"] == pytest.approx(rec["spearman_mean"] / rec["ceiling"])
+    assert rec["score"] == rec["spearman_mean"] and rec["score_name"] == "spearman" and rec["n"] == 20
     assert rec["top1_measured"] == 1.0
     assert rec["scores_sha256"] == records.sha256_file(tmp_path / ds.name / "good-model.scores.csv")
     assert not (tmp_path / ds.name / ".partial" / "good-model").exists()
@@ -71,9 +74,9 @@ def test_failures_are_recorded_and_the_run_goes_on(tmp_path):
     status = {o.model: o.status for o in summary.outcomes}
     assert status == {"missing-weights": "failed", "nan-model": "failed", "good-model": "ok"}
     rec = json.loads((tmp_path / ds.name / "nan-model.json").read_text())
-    assert rec["status"] == "failed" and "NaN" in rec["error"]
-    assert "missing-weights" in runner.format_summary(summary)
-    assert "2 model(s) failed" in runner.format_summary(summary)
+    assert rec["status"] == "failed" and "NaN" in rec["failure"]
+    assert "missing-weights" in report.format_summary(summary)
+    assert "2 model(s) failed" in report.format_summary(summary)
 
 
 def test_shards_split_models_disjointly():

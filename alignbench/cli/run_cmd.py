@@ -62,6 +62,7 @@ def handle(args: argparse.Namespace) -> int:
     import logging
     import os
 
+    from alignbench import report
     from benchmark import runner
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -74,7 +75,7 @@ def handle(args: argparse.Namespace) -> int:
         shard=runner.parse_shard(args.shard) if args.shard else None, download=not args.offline,
         progress=not args.no_progress, decision_rule=args.decision_rule)
     summary = runner.run(config)
-    print(runner.format_summary(summary))
+    print(report.format_summary(summary))
     for problem in summary.problems:
         print(f"note: {problem}")
     return 1 if summary.failed else 0

@@ -33,6 +33,7 @@ import numpy as np
 
 from benchmark.neural import predictivity as pr
 from benchmark.neural.recordings import NeuralRecording
+from benchmark.scores import score_fields
 from model_zoo.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ NAME = "it-arcaro2020"
 CEILING_FILE = "_ceiling.json"
 SCORE_COLUMNS = ("panel", "image_id", "site", "layer", "r", "r_best_on_test")
 SCORE_NAME = "IT predictivity (median Pearson r over sites, layer chosen on held-out images)"
+CEILING_SCORE_NAME = "noise ceiling (pearson r)"
 DEFAULT_MAX_LAYERS = 12
 
 
@@ -55,6 +57,7 @@ class NeuralTask:
     """
 
     task = "neural"
+    score_name = SCORE_NAME
 
     def __init__(self, recordings: Sequence[NeuralRecording] | Callable[[], Sequence[NeuralRecording]], *,
                  name: str = NAME, layers: Sequence[str] | None = None, max_layers: int | None = DEFAULT_MAX_LAYERS,
@@ -166,9 +169,9 @@ class NeuralTask:
         record = {
             "kind": "ceiling", "task": self.task, "dataset": self.name, "dataset_fingerprint": self.fingerprint(),
             "model": "noise-ceiling", "display_name": "Noise ceiling (mean over panels, same units as models)",
-            # "alignment": the runner's summary prints a task's reference under this name
-            "alignment": float(np.mean(values)) if values else float("nan"), "alignment_sd": None,
             "value": float(np.mean(values)) if values else None,
+            **score_fields(float(np.mean(values)) if values else None, score_name=CEILING_SCORE_NAME,
+                           n=sum(v["n_images"] for v in panels.values())),
             "source": f"mean over panels of the {' / '.join(methods)} ceiling (see panels.*.description)",
             "limit": config.limit, "panels": panels, "provenance": provenance(),
         }
@@ -236,7 +239,7 @@ class NeuralTask:
             kind="model", task=self.task, dataset=self.name, dataset_fingerprint=self.fingerprint(),
             model_id=getattr(getattr(adapter, "spec", None), "id", model_id), weights=config.weights,
             weights_sha256=getattr(adapter, "weights_sha256", None), precision=config.precision, status="ok",
-            error=None, limit=config.limit, scores_file=spath.name, scores_sha256=sha, top1_measured=None,
+            limit=config.limit, scores_file=spath.name, scores_sha256=sha, top1_measured=None,
             seconds=round(time.perf_counter() - started, 3), provenance=provenance(device=device))
         records.write_record(rpath, record)
         return runner.ModelOutcome(rid, "ok", record=record, seconds=record["seconds"])
@@ -261,11 +264,12 @@ class NeuralTask:
         optimistic = pr.combine_intervals([r.best_on_test for r in results.values()])
         ceilings = [r.ceiling.value for r in results.values() if np.isfinite(r.ceiling.value)]
         record = {
-            "score_name": SCORE_NAME, "alignment": combined.mean, "alignment_sd": combined.sd,
-            "alignment_ci95": [combined.low, combined.high], "predictivity": combined.mean,
+            **score_fields(combined.mean, score_name=SCORE_NAME, error=combined.sd,
+                           n=len({(p["subject"], i) for p in out.values() for i in p["image_ids"]}),
+                           ceiling=float(np.mean(ceilings)) if ceilings else None),
+            "score_ci95": [combined.low, combined.high], "predictivity": combined.mean,
             "predictivity_label": pr.HELDOUT_LABEL,
             "best_on_test": {"label": pr.OPTIMISTIC_LABEL, **optimistic.to_dict()},
-            "ceiling": float(np.mean(ceilings)) if ceilings else None,
             "ceiling_source": "; ".join(sorted({r.ceiling.method for r in results.values()})),
             "n_images": len({(p["subject"], i) for p in out.values() for i in p["image_ids"]}),
             "n_panels": len(out), "layers": layers, "settings": self.settings(), "panels": out,

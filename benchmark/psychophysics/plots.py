@@ -44,7 +44,7 @@ def plot_curves(results_dir: str | Path, dataset: str, models: Sequence[str], ou
         if r["human_accuracy"] != first["human_accuracy"]:
             notes.append(f"{name}: scored against other human data than {wanted[0]}")
         weights = "" if r.get("weights", "pretrained") == "pretrained" else f", {str(r['weights'])[:12]} weights"
-        label = f"{r.get('display_name') or name}{weights} ({r['alignment']:.2f} ± {r['alignment_sd']:.2f})"
+        label = f"{r.get('display_name') or name}{weights} ({r['score']:.2f} ± {r['error']:.2f})"
         ax.plot(r["levels_percent"], transform(r["model_accuracy"]), "-s", ms=3, label=label)
     if not normalized:
         ax.axhline(0.5, color="grey", ls=":", lw=1)

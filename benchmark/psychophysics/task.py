@@ -3,8 +3,7 @@
 ``alignbench run --dataset psychophysics`` calls :meth:`PsychophysicsTask.ensure_baselines` once,
 then :meth:`PsychophysicsTask.run_model` per model. A model's record (``results/psychophysics/
 <model>.json``) holds its accuracy per level, the human accuracy per level, the decision rule, the
-curve alignment (``alignment`` +- ``alignment_sd``, :func:`~benchmark.psychophysics.scores.
-curve_alignment`) and, for comparison only, the published code's model-independent score. Per-
+curve alignment (``score`` +- ``error``, :func:`~benchmark.psychophysics.scores.curve_alignment`) and, for comparison only, the published code's model-independent score. Per-
 stimulus decisions go to ``<model>.scores.csv`` (file,image_id,level,label,animal,pred,decision,correct).
 
 Levels compared: the stimuli's partial levels (1 % .. 63.1 %) against the human data's partial
@@ -28,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from benchmark.psychophysics import decisions, humans, scores, stimuli
+from benchmark.scores import score_fields
 from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import atomic_write_text, cache_dir, sha256_file
 
@@ -48,6 +48,7 @@ class PsychophysicsTask:
     """
 
     task = "psychophysics"
+    score_name = scores.SCORE_NAME
 
     def __init__(self, *, stimuli: str | Path | Callable[[], Path], human_data: str | Path | Callable[[], Path],
                  name: str = NAME, rule: str = decisions.DEFAULT_RULE, include_full: bool = False,
@@ -162,8 +163,9 @@ class PsychophysicsTask:
             "model": "humans", "display_name": "Humans (split-half of trials)", "spearman_mean": None,
             "n_images": int(len(self.responses)), "n_trials": [int(n) for n in hc.n_trials],
             "revelations": [float(r) for r in rev], "human_accuracy": [float(a) for a in acc],
-            "full_accuracy": hc.full_accuracy, "score_name": scores.SCORE_NAME,
-            "alignment": float(np.mean(splits)), "alignment_sd": float(np.std(splits, ddof=1)),
+            "full_accuracy": hc.full_accuracy,
+            **score_fields(float(np.mean(splits)), score_name=scores.SCORE_NAME, n=int(len(self.responses)),
+                           error=float(np.std(splits, ddof=1))),
             "alignment_method": {"name": "split-half of trials per level, curve_alignment of the halves",
                                  "n_splits": N_SPLITS, "seed": self.seed},
             "flat_model_alignment": flat.mean, "n_boot": self.n_boot,
@@ -224,7 +226,7 @@ class PsychophysicsTask:
             kind="model", task=self.task, dataset=self.name, dataset_fingerprint=self.fingerprint(),
             model_id=getattr(getattr(adapter, "spec", None), "id", model_id), weights=config.weights,
             weights_sha256=getattr(adapter, "weights_sha256", None), precision=config.precision, status="ok",
-            error=None, limit=config.limit, scores_file=spath.name, scores_sha256=sha,
+            limit=config.limit, scores_file=spath.name, scores_sha256=sha,
             seconds=round(time.perf_counter() - started, 3), provenance=provenance(device=device))
         records.write_record(rpath, record)
         return runner.ModelOutcome(rid, "ok", record=record, seconds=record["seconds"])
@@ -254,8 +256,9 @@ class PsychophysicsTask:
             "human_revelations": [float(r) for r in rev],
             "model_accuracy": [float(a) for a in model_acc], "human_accuracy": [float(a) for a in human_acc],
             "model_full_accuracy": float(per_level.accuracy[full][0]) if full.any() else None,
-            "model_curve_flat": ca.model_flat, "alignment": ca.mean, "alignment_sd": ca.sd,
-            "score_name": scores.SCORE_NAME, "alignment_method": ca.to_dict(),
+            "model_curve_flat": ca.model_flat,
+            **score_fields(ca.mean, score_name=scores.SCORE_NAME, n=len({r["image_id"] for r in rows}), error=ca.sd),
+            "alignment_method": ca.to_dict(),
             "published_code_score_buggy": {"mean": buggy[0], "std": buggy[1],
                                            "note": "model-independent (paper-notes §4 row 17); comparison only"},
             # ImageNet top-1 on this dataset's images: the full-image (100 %) stimuli, as the maps task
