@@ -276,7 +276,7 @@ def _train_config(plan: DemoPlan, harmonize: bool, steps_per_epoch: int):
                        extra={"demo": f"alignbench demo ({plan.name}); SYNTHETIC data", "demo_version": DEMO_VERSION})
 
 
-def _architecture(plan: DemoPlan, harmonize: bool):
+def _architecture(plan: DemoPlan, harmonize: bool, base_model: str | None = None):
     from model_zoo.builders.demo_cnn import INPUT_SIZE, source_id
     from model_zoo.harmonization.models import Architecture
     from model_zoo.preprocessing import Preprocess
@@ -286,7 +286,7 @@ def _architecture(plan: DemoPlan, harmonize: bool):
     kind = "harmonized" if harmonize else "baseline"
     return Architecture(model_id=f"demo-cnn-{kind}", display_name=f"Demo CNN ({kind}, synthetic)", family="cnn",
                         framework="torch", source="demo_cnn", source_id=source_id(plan.width), preprocess=pre,
-                        base_model="demo-cnn-baseline" if harmonize else None)
+                        base_model=base_model)
 
 
 def _exported(folder: Path, config) -> bool:
@@ -314,6 +314,11 @@ def train_models(plan: DemoPlan, train_dir: Path, cache: Path, *, progress: bool
     if steps < 1:
         raise InvalidInputError(f"demo plan {plan.name}: n_train={plan.n_train} < batch_size={plan.batch_size}")
     configs = {h: _train_config(plan, h, steps) for h in (False, True)}
+    from model_zoo.harmonization.export import export_id
+
+    # the harmonized model's base is the baseline of the same plan (its export id names its recipe)
+    baseline_id = export_id(_architecture(plan, False), harmonized=False, training=configs[False].to_dict())
+    archs = {False: _architecture(plan, False), True: _architecture(plan, True, base_model=baseline_id)}
     folders = {h: root / ("harmonized" if h else "baseline") for h in (False, True)}
     todo = [h for h in (False, True) if not _exported(folders[h], configs[h])]
     if not todo:
@@ -343,7 +348,7 @@ def train_models(plan: DemoPlan, train_dir: Path, cache: Path, *, progress: bool
             if metrics:
                 bar.set_postfix(loss=f"{metrics.get('total', float('nan')):.3f}", refresh=False)
 
-        train(model, batches, config, folders[h], arch=_architecture(plan, h), on_step=on_step)
+        train(model, batches, config, folders[h], arch=archs[h], on_step=on_step)
         bar.close()
     return {h: folders[h] / "export" for h in folders}, False
 

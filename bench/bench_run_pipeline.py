@@ -1,7 +1,7 @@
 """End-to-end `run` throughput versus the model's own saliency cost (issue 4's pipeline target).
 
 Generates a ClickMe-format dataset, then measures in one process:
-  t_e2e  = seconds per image of the whole `runner.run_model` path (decode, preprocess, saliency,
+  t_e2e  = seconds per image of the whole job (`benchmark.job.Job.run`: the path of every `run`) (decode, preprocess, saliency,
            scoring, chunk writes), ResNet-50 with random weights on CPU;
   t_sal  = seconds per image of `adapter.saliency` alone on batches already in memory.
 Prints t_e2e / t_sal (target <= 1.2: the data pipeline and scoring hide behind model compute).
@@ -27,8 +27,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import model_zoo
-    from benchmark import baselines, runner
     from benchmark.datasets import get_dataset
+    from benchmark.job import Job, JobConfig
+    from benchmark.tasks.maps import MapsTask
     from benchmark.datasets.synthetic import write_clickme_shards
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,12 +50,11 @@ def main() -> None:
                 adapter.saliency(b.images, b.labels)
             sal.append((time.perf_counter() - t0) / args.images)
 
-            config = runner.RunConfig(dataset=dataset.name, models=[args.model], results_dir=tmp / f"results-{r}",
-                                      batch_size=args.batch_size, device="cpu", weights="random", progress=False)
-            ceiling = baselines.ensure_ceiling(dataset, config.results_dir)
+            task, results = MapsTask(dataset), tmp / f"results-{r}"
+            refs = task.ensure_references(results)
+            config = JobConfig(results_dir=results, weights="random", device="cpu", batch_size=args.batch_size)
             t0 = time.perf_counter()
-            outcome = runner.run_model(dataset, args.model, config, ceiling=ceiling,
-                                       loader=lambda *a, **k: adapter)
+            outcome = Job(task, args.model, config, references=refs, loader=lambda *a, **k: adapter).run()
             e2e.append((time.perf_counter() - t0) / args.images)
             assert outcome.status == "ok", outcome.error
             assert outcome.record["n_images"] == args.images

@@ -39,28 +39,11 @@ def _folder(results_dir: str | Path, dataset) -> Path:
     return Path(results_dir) / records.safe_name(dataset.name, "dataset")
 
 
-def reusable_record(path: Path, dataset, force: bool, **match: Any) -> dict[str, Any] | None:
-    """The record at ``path`` if it may be reused: not ``force``, readable (a corrupt one is logged and
-    recomputed), of ``dataset``'s current fingerprint, and equal to ``match`` on every given field."""
-    if force or not path.exists():
-        return None
-    try:
-        record = records.read_record(path)
-    except InvalidInputError as exc:
-        log.warning("%s; recomputing", exc)
-        return None
-    if record.get("dataset_fingerprint") != dataset.fingerprint():
-        return None
-    if any(record.get(k) != v for k, v in match.items()):
-        return None
-    return record
-
-
 def ensure_ceiling(dataset, results_dir: str | Path, *, force: bool = False, n_splits: int = 10,
                    seed: int = 0, chunk: int = 256) -> dict[str, Any] | None:
     """The dataset's ceiling record (computed, or the cited constant), written once and reused."""
     path = _folder(results_dir, dataset) / CEILING_FILE
-    existing = reusable_record(path, dataset, force)
+    existing = records.reusable(path, fingerprint=dataset.fingerprint(), force=force)
     if existing is not None:
         return existing
     record: dict[str, Any]
@@ -122,7 +105,7 @@ def ensure_center_bias(dataset, results_dir: str | Path, *, limit: int | None = 
     from benchmark import metrics
 
     path = _folder(results_dir, dataset) / CENTER_BIAS_FILE
-    existing = reusable_record(path, dataset, force, limit=limit, folds=folds)
+    existing = records.reusable(path, fingerprint=dataset.fingerprint(), force=force, limit=limit, folds=folds)
     if existing is not None:
         return existing
     baseline = metrics.CenterBias(folds)

@@ -122,11 +122,6 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
     (skipped records, models without the chosen accuracy). ``accuracy``: see :func:`measured_points`;
     the paper's published points are drawn only on the published-ImageNet-top-1 axis."""
     loaded = records.load_results(results_dir, dataset)
-    if dataset == "it-arcaro2020" or any(r.get("task") == "neural" for r in loaded.records):
-        # IT predictivity: one subplot per recording panel
-        from benchmark.neural.plots import plot_pareto_neural
-
-        return plot_pareto_neural(results_dir, dataset, output, formats=formats)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,50 +1,53 @@
-"""Fan a run out over a Ray cluster: one task per (model, dataset shard file).
+"""Fan a run out over a Ray cluster: the same :class:`benchmark.job.Job` as the local executor, with
+the scoring done on workers.
 
-Each task loads the model on its worker (asking for a GPU when the cluster has one), scores the
-images of one TFRecord file and returns the per-image columns; the driver saves each returned
-chunk atomically (so a killed driver resumes at file granularity) and writes the same records as
-the local executor. Workers resolve shard files through their own dataset cache (shared file
-system or their own download), so only names travel.
+The driver decides per model what to do (skip a matching record, resume an interrupted one) and
+writes every record, exactly as a local run. Workers score pieces: one Ray task per (model, part)
+for tasks that split (``Task.splittable``: the maps task, one shard file per part), one per model
+otherwise; each loads the model on its worker (asking for a GPU when the cluster has one), scores,
+and returns the rows. The driver saves each returned piece atomically, so a killed driver resumes
+at piece granularity. A model failure on a worker (loading, or the model's own computation) comes
+back as data and is recorded; any other error is raised on the driver.
+
+Workers rebuild the task from the dataset's name (and the task's options) through their own
+dataset cache (a shared file system or their own download), so only names travel.
 """
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
-import numpy as np
-
-from benchmark import records, runner
+from benchmark.job import Job, JobConfig, ModelOutcome, concat, resolve_device
+from benchmark.tasks import Chunk, ModelFailure, References, ScoringContext, Task, get_task
 from model_zoo.errors import AlignbenchError
 
 
-def _score_file(dataset_name: str, download: bool, file_name: str, model_id: str, weights: str,
-                device: str, precision: str, batch_size: int, limit: int | None) -> dict[str, np.ndarray]:
-    """Ray task body: score one shard file with one model (runs on a worker)."""
+def score_piece(dataset: str, download: bool, task_options: dict[str, Any], target: str, weights: str,
+                device: str, precision: str, batch_size: int, limit: int | None, part: str | None) -> dict[str, Any]:
+    """Ray task body (runs on a worker): score one part (or everything, ``part=None``) of one model.
+    Returns ``{"columns", "extras", "weights_sha256", "framework"}`` or ``{"failure": reason}``."""
     import model_zoo
-    from benchmark.datasets import get_dataset
 
-    dataset = get_dataset(dataset_name, download=download)
-    files = [f for f in dataset.files() if f.name == file_name]
-    if not files:
-        raise AlignbenchError(f"dataset {dataset_name}: shard {file_name} is not available on this worker")
-    device = runner.resolve_device(device)
-    adapter = model_zoo.load(model_id, weights=weights, device=device, precision=precision)
-    parts = []
-    for batch in dataset.batches(batch_size, files=files, limit=limit):
-        logits, maps = adapter.predict_and_saliency(batch.images, batch.labels)
-        maps = np.asarray(maps, dtype=np.float32)
-        runner._check_maps(maps, len(batch.labels), model_id)
-        cols = runner.score_batch(maps, batch.heatmaps)
-        cols.update(image_id=np.asarray(batch.ids), label=np.asarray(batch.labels, dtype=np.int64),
-                    pred=np.asarray(logits).argmax(axis=1).astype(np.int64))
-        parts.append(cols)
-    out = runner._concat(parts)
-    out["weights_sha256"] = np.asarray(getattr(adapter, "weights_sha256", None) or "")
-    return out
+    task = get_task(dataset, download=download, **task_options)
+    try:
+        adapter = model_zoo.load(target, weights=weights, device=resolve_device(device), precision=precision)
+    except Exception as exc:  # noqa: BLE001 - loading a model: whatever it raised is the model's failure
+        return {"failure": f"{type(exc).__name__}: {exc}"}
+    ctx = ScoringContext(model_id=target, batch_size=batch_size, limit=limit)
+    try:
+        chunks = list(task.score(adapter, ctx, part=part))
+    except ModelFailure as exc:
+        return {"failure": str(exc)}
+    columns, extras = concat(chunks, task.columns)
+    return {"columns": columns, "extras": extras, "weights_sha256": getattr(adapter, "weights_sha256", None),
+            "framework": getattr(adapter, "framework", None)}
 
 
-def run_models(dataset, models: Sequence[str], config: "runner.RunConfig", *,
-               ceiling: dict[str, Any] | None) -> list["runner.ModelOutcome"]:
+def run_models(task: Task, models: Sequence[str], config: Any, jc: JobConfig, *, references: References,
+               on_outcome: Callable[[int, int, ModelOutcome], Any] | None = None) -> list[ModelOutcome]:
+    """Run every model's job with the scoring on the Ray cluster (``config``: the RunConfig, ``jc``:
+    its job settings)."""
     try:
         import ray
     except ImportError as exc:
@@ -52,85 +55,63 @@ def run_models(dataset, models: Sequence[str], config: "runner.RunConfig", *,
     if not ray.is_initialized():
         ray.init(address=config.ray_address, ignore_reinit_error=True, log_to_driver=False)
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 and config.device in ("auto", "cuda") else 0
-    task = ray.remote(num_gpus=gpus, max_retries=1)(_score_file)
-    files = [f.name for f in dataset.files()]
+    remote = ray.remote(num_gpus=gpus, max_retries=1)(score_piece)
     outcomes = []
-    for model_id in models:
-        outcomes.append(_run_one(ray, task, dataset, files, model_id, config, ceiling))
+    for i, target in enumerate(models):
+        outcome = _run_one(ray, remote, Job(task, target, jc, references=references), config)
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(i, len(models), outcome)
     return outcomes
 
 
-def _run_one(ray, task, dataset, files, model_id, config, ceiling) -> "runner.ModelOutcome":
-    rid = runner.record_id(model_id, config.weights)
-    rpath = records.record_path(config.results_dir, dataset.name, rid)
-    done = runner._existing_ok(rpath, dataset, config)
+def _run_one(ray: Any, remote: Any, job: Job, config: Any) -> ModelOutcome:
+    done = job.existing()
     if done is not None:
-        return runner.ModelOutcome(rid, "skipped", record=done)
+        return done
     started = time.perf_counter()
-    partial = runner.PartialRun(rpath.parent / ".partial" / rid,
-                                {"model": rid, "dataset_fingerprint": dataset.fingerprint(),
-                                 "weights": config.weights, "limit": config.limit,
-                                 "precision": config.precision, "executor": "ray"})
+    task = job.task
+    parts: list[str | None] = list(task.parts()) if task.splittable else [None]
+    partial = job.partial()
     chunks = partial.chunks()
     pending = {}
-    for i, name in enumerate(files):
-        if f"chunk-file-{i:05d}" in chunks:
+    for i, part in enumerate(parts):
+        if f"part-{i:05d}" in chunks:
             continue
-        ref = task.remote(config.dataset, config.download, name, model_id, config.weights, config.device,
-                          config.precision, config.batch_size, config.limit)
+        ref = remote.remote(config.dataset, config.download, config.task_options(), job.model.target,
+                            job.model.load_weights, config.device, config.precision, config.batch_size,
+                            config.limit, part)
         pending[ref] = i
-    sha = None
-    try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            i = pending.pop(ready[0])
-            cols = ray.get(ready[0])
-            sha = str(cols.pop("weights_sha256")) or sha
-            partial.save(f"file-{i:05d}", cols)
-            chunks[f"chunk-file-{i:05d}"] = cols
-    except Exception as exc:  # noqa: BLE001 - a failed model is recorded, the run goes on
-        for ref in pending:
-            ray.cancel(ref)
-        reason = f"{type(exc).__name__}: {exc}"
-        rec = runner.failed_record(dataset, rid, model_id, config, reason, "ray")
-        records.write_record(rpath, rec)
-        return runner.ModelOutcome(rid, "failed", record=rec, error=reason)
-    ordered = [chunks[f"chunk-file-{i:05d}"] for i in range(len(files))]
-    cols = runner._concat(ordered)
-    if config.limit is not None:
-        cols = {k: v[: config.limit] for k, v in cols.items()}
-    adapter = _SpecOnly(model_id, sha)
-    return runner._finish(dataset, rid, cols, adapter, config, ceiling, started, "ray", partial)
+    info: dict[str, Any] = {}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        i = pending.pop(ready[0])
+        piece = ray.get(ready[0])
+        if "failure" in piece:
+            for ref in pending:
+                ray.cancel(ref)
+            return job.failed(piece["failure"], started)
+        info = {k: piece[k] for k in ("weights_sha256", "framework")}
+        chunk = Chunk(piece["columns"], piece["extras"])
+        partial.save(f"part-{i:05d}", chunk)
+        chunks[f"part-{i:05d}"] = chunk
+    columns, extras = concat([chunks[f"part-{i:05d}"] for i in range(len(parts))], task.columns)
+    if config.limit is not None and task.splittable:
+        columns = {k: v[: config.limit] for k, v in columns.items()}
+    return job.finish(columns, extras, adapter=_SpecOnly(job.model.target, **info), started=started,
+                      partial=partial, device="ray")
 
 
 class _SpecOnly:
     """What the record needs from an adapter, without loading the model on the driver."""
 
-    def __init__(self, model_id: str, weights_sha256: str | None):
-        import model_zoo
+    def __init__(self, target: str, weights_sha256: str | None = None, framework: str | None = None):
+        from model_zoo.api import MODEL_FOLDER_FILE, get_spec, read_model_folder
 
         try:
-            self.spec = model_zoo.get_spec(model_id)
+            folder = (Path(target) / MODEL_FOLDER_FILE).is_file()
+            self.spec = read_model_folder(target)[0] if folder else get_spec(target)
         except AlignbenchError:
             self.spec = None
-        self.framework = getattr(self.spec, "framework", None)
+        self.framework = framework or getattr(self.spec, "framework", None)
         self.weights_sha256 = weights_sha256
-
-
-def run_task_models(dataset, models: Sequence[str], config: "runner.RunConfig") -> list["runner.ModelOutcome"]:
-    """Non-map tasks (psychophysics, neural): one Ray task per model running ``dataset.run_model``."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise AlignbenchError("--executor ray needs Ray: pip install 'alignbench[ray]'") from exc
-    if not ray.is_initialized():
-        ray.init(address=config.ray_address, ignore_reinit_error=True, log_to_driver=False)
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 and config.device in ("auto", "cuda") else 0
-    task = ray.remote(num_gpus=gpus, max_retries=1)(_run_task_model)
-    return ray.get([task.remote(config.dataset, config.download, m, config) for m in models])
-
-
-def _run_task_model(dataset_name: str, download: bool, model_id: str, config) -> "runner.ModelOutcome":
-    from benchmark.datasets import get_dataset
-
-    return get_dataset(dataset_name, download=download).run_model(model_id, config)

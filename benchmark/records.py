@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ import numpy as np
 from benchmark import scores
 from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import atomic_write_json, atomic_write_text, sha256_file
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "alignbench.result/2"
 SCHEMA_V1 = "alignbench.result/1"  # read (upgraded in memory by :func:`upgrade`), never written
@@ -182,6 +185,27 @@ def validate_record(record: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def reusable(path: str | Path, *, fingerprint: str, force: bool = False, **match: Any) -> dict[str, Any] | None:
+    """The record at ``path`` if it may be reused: not ``force``, readable (a corrupt one is logged and
+    recomputed), of the dataset ``fingerprint``, and equal to ``match`` on every given field. The one
+    reuse rule of reference records (ceilings, baselines); model records add their identity
+    (:mod:`benchmark.job`)."""
+    path = Path(path)
+    if force or not path.exists():
+        return None
+    try:
+        record = read_record(path)
+    except InvalidInputError as exc:
+        log.warning("%s; recomputing", exc)
+        return None
+    if record.get("dataset_fingerprint") != fingerprint:
+        return None
+    if any(json.dumps(record.get(k), sort_keys=True, default=str) != json.dumps(v, sort_keys=True, default=str)
+           for k, v in match.items()):
+        return None
+    return record
+
+
 def read_record(path: str | Path) -> dict[str, Any]:
     """Read, validate and :func:`upgrade` a record (always schema 2 in memory); raise InvalidInputError
     naming the file and field otherwise."""
@@ -226,28 +250,6 @@ def load_results(results_dir: str | Path, dataset: str, *, kinds: Iterable[str] 
     return LoadedResults(out, problems)
 
 
-def write_scores(path: str | Path, scores: Mapping[str, np.ndarray | list]) -> str:
-    """Write the per-image scores CSV atomically; returns its sha256."""
-    n = len(scores["image_id"])
-    for col in SCORE_COLUMNS:
-        if len(scores[col]) != n:
-            raise InvalidInputError(f"scores column {col!r} has {len(scores[col])} rows, expected {n}")
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(SCORE_COLUMNS)
-    for i in range(n):
-        row = []
-        for col in SCORE_COLUMNS:
-            v = scores[col][i]
-            if isinstance(v, (float, np.floating)):
-                row.append("" if not math.isfinite(float(v)) else repr(float(v)))
-            else:
-                row.append(str(v.item() if isinstance(v, np.generic) else v))
-        writer.writerow(row)
-    atomic_write_text(path, buf.getvalue())
-    return sha256_file(path)
-
-
 def write_table(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Write a side CSV of another task (header + rows; floats in full precision, NaN/inf empty)
     atomically; returns its sha256."""
@@ -265,6 +267,18 @@ def write_table(path: str | Path, header: Sequence[str], rows: Iterable[Sequence
         writer.writerow(out)
     atomic_write_text(path, buf.getvalue())
     return sha256_file(path)
+
+
+def write_columns(path: str | Path, columns: Mapping[str, Sequence[Any] | np.ndarray]) -> str:
+    """Write equal-length columns (header = their names, in order) as a CSV, atomically, with
+    :func:`write_table`'s formatting; returns its sha256."""
+    names = list(columns)
+    values = [np.asarray(columns[c]) for c in names]
+    n = len(values[0]) if values else 0
+    for name, v in zip(names, values):
+        if len(v) != n:
+            raise InvalidInputError(f"{path}: column {name!r} has {len(v)} rows, expected {n}")
+    return write_table(path, names, zip(*(v.tolist() for v in values)) if n else [])
 
 
 def read_scores(path: str | Path) -> dict[str, np.ndarray]:

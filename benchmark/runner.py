@@ -1,37 +1,31 @@
-"""Score models on a human-map dataset: the suite's main job (``alignbench run``).
+"""Score models on a task: the suite's main job (``alignbench run``).
 
-For each model: load its adapter, stream the dataset in batches, compute saliency maps, score each
-image against the human map (Spearman, Dice, IoU, top-1), and write the record. Work is saved per
-batch (``.partial/<model>/chunk-*.npz``, atomic), so a killed run resumes at its last completed
-batch; a finished record makes the model skip on the next run unless ``force``. A model that fails
-(missing weights, out of memory, NaN maps) is recorded as failed with its reason and the run goes on.
+``run(config)`` resolves the task for ``config.dataset`` (:func:`benchmark.tasks.get_task`), makes
+its reference records (ceiling, baseline) once, then runs one :class:`benchmark.job.Job` per model:
+in this process one after another (``--shard k/n``: every n-th model from the k-th), or fanned out
+over a Ray cluster (:mod:`benchmark.ray_executor`). The job skips models whose record matches,
+resumes interrupted ones, records model failures and lets every other error through.
 """
 from __future__ import annotations
 
 import logging
-import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
-from benchmark import baselines, records, scores
-from benchmark.provenance import provenance
+from benchmark.job import Job, JobConfig, ModelOutcome, resolve_device
+from benchmark.tasks import References, Task, get_task
 from model_zoo.errors import InvalidInputError
-from model_zoo.fileio import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 
-EXPLAINER = "saliency: max over channels of |d logit[label] / d image| (224x224 image frame)"
-CHUNK_COLUMNS = ("image_id", "label", "pred", "spearman", "dice", "iou")
+EXECUTORS = ("local", "ray")
 
 
 @dataclass
 class RunConfig:
-    """Everything that decides what a run computes. Paths and knobs that do not change a score
-    (batch size, progress bars) do not invalidate a partial run."""
+    """Everything that decides what a run computes, and how it is run. Knobs that do not change a
+    score (batch size, progress bars, the executor) do not invalidate records or partial runs."""
 
     dataset: str = "clickme-val"
     models: Sequence[str] = ()
@@ -49,14 +43,9 @@ class RunConfig:
     progress: bool = True
     decision_rule: str | None = None  # psychophysics: animal/non-animal read-out (None = the task's default)
 
-
-@dataclass
-class ModelOutcome:
-    model: str
-    status: str  # "ok", "failed", "skipped" (already done)
-    record: dict[str, Any] | None = None
-    error: str | None = None
-    seconds: float = 0.0
+    def task_options(self) -> dict[str, Any]:
+        """Options that configure the task (and so belong to its settings)."""
+        return {"decision_rule": self.decision_rule} if self.decision_rule else {}
 
 
 @dataclass
@@ -66,10 +55,11 @@ class RunSummary:
     baseline: dict[str, Any] | None = None
     ceiling: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    skips: Any = None  # the dataset's SkipReport (records left out), when it has one
 
     @property
     def failed(self) -> list[ModelOutcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
+        return [o for o in self.outcomes if o.status in ("failed", "conflict")]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -92,325 +82,65 @@ def select_shard(items: Sequence[str], shard: tuple[int, int] | None) -> list[st
     return [m for i, m in enumerate(items) if i % n == k]
 
 
-def record_id(model_id: str, weights: str) -> str:
-    """Name of a model's record: the model id, tagged when the weights are not the default ones.
-    An exported model folder (``alignbench train`` output) is named by the id in its manifest."""
-    from model_zoo.api import MODEL_FOLDER_FILE
+def tqdm_progress(enabled: bool) -> Callable[[str, int, int], Callable[[int], Any]]:
+    """A job progress factory: one tqdm bar per model (label, total images, already done)."""
 
-    if (Path(model_id) / MODEL_FOLDER_FILE).is_file():
-        from model_zoo.api import read_model_folder
+    def make(label: str, total: int, done: int) -> Callable[[int], Any]:
+        if not enabled:
+            return lambda n: None
+        from tqdm.auto import tqdm
 
-        model_id = read_model_folder(model_id)[0].id
-    if weights == "pretrained":
-        return model_id
-    if weights == "random":
-        return f"{model_id}+random"
-    from model_zoo.fileio import sha256_file
+        bar = tqdm(total=total, initial=done, desc=label, unit="img", dynamic_ncols=True, leave=False)
 
-    return f"{model_id}+custom-{sha256_file(weights)[:12]}"
+        def update(n: int) -> None:
+            bar.update(n)
+            if bar.n >= bar.total:
+                bar.close()
 
+        return update
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    from model_zoo.frameworks import import_torch
-
-    torch = import_torch()
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return make
 
 
-# ----------------------------------------------------------------------------------- scoring
-def score_batch(maps: np.ndarray, heatmaps: np.ndarray, ranked_human=None) -> dict[str, np.ndarray]:
-    """Per-image Spearman, Dice and IoU of saliency maps (N,224,224) against human maps (N,224,224)."""
-    from benchmark import metrics
-
-    if ranked_human is not None:
-        rho = metrics.spearman_ranked(ranked_human, maps)
-    else:
-        rho = metrics.spearman(maps, heatmaps)
-    return {"spearman": rho, "dice": metrics.dice(maps, heatmaps), "iou": metrics.iou(maps, heatmaps)}
+def job_config(config: RunConfig) -> JobConfig:
+    return JobConfig(results_dir=Path(config.results_dir), weights=config.weights,
+                     device=resolve_device(config.device), precision=config.precision,
+                     batch_size=config.batch_size, limit=config.limit, force=config.force,
+                     progress=tqdm_progress(config.progress))
 
 
-def _check_maps(maps: np.ndarray, n: int, model: str) -> None:
-    if maps.shape != (n, 224, 224):
-        raise InvalidInputError(f"model {model}: saliency maps have shape {maps.shape}, expected ({n}, 224, 224)")
-    if not np.isfinite(maps).all():
-        bad = int((~np.isfinite(maps.reshape(n, -1))).any(axis=1).sum())
-        raise InvalidInputError(f"model {model}: NaN or infinite saliency maps for {bad} of {n} images")
+def run(config: RunConfig, *, task: Task | None = None, dataset: Any = None, loader: Callable[..., Any] | None = None,
+        on_outcome: Callable[[int, int, ModelOutcome], Any] | None = None) -> RunSummary:
+    """Run ``config``: the task's references, then every selected model; returns what happened.
 
-
-class _HumanRanks:
-    """Ranks of the human maps, computed once per dataset batch and reused by every model of the run
-    (the human maps never change); bounded by ``budget_bytes``, beyond which batches are re-ranked."""
-
-    def __init__(self, budget_bytes: int = 2 << 30):
-        self.budget = budget_bytes
-        self.used = 0
-        self.cache: dict[tuple[str, ...], Any] = {}
-
-    def get(self, ids: Sequence[str], heatmaps: np.ndarray):
-        from benchmark import metrics
-
-        key = tuple(ids)
-        ranked = self.cache.get(key)
-        if ranked is None:
-            ranked = metrics.rank_maps(heatmaps)
-            size = heatmaps.size * 8
-            if self.used + size <= self.budget:
-                self.cache[key] = ranked
-                self.used += size
-        return ranked
-
-
-# ----------------------------------------------------------------------------------- partial runs
-class PartialRun:
-    """Chunks of per-image scores for one (dataset, model) run in progress, saved atomically."""
-
-    def __init__(self, folder: Path, meta: dict[str, Any]):
-        self.folder = folder
-        self.meta = meta
-        meta_path = folder / "meta.json"
-        if folder.exists():
-            try:
-                import json
-
-                old = json.loads(meta_path.read_text())
-            except (OSError, ValueError):
-                old = None
-            if old != meta:
-                log.warning("discarding partial results in %s: they were computed with other settings", folder)
-                shutil.rmtree(folder)
-        if not folder.exists():
-            atomic_write_json(meta_path, meta)
-
-    def chunks(self) -> dict[str, dict[str, np.ndarray]]:
-        out = {}
-        for path in sorted(self.folder.glob("chunk-*.npz")):
-            try:
-                with np.load(path, allow_pickle=False) as data:
-                    out[path.stem] = {k: data[k] for k in CHUNK_COLUMNS}
-            except (OSError, ValueError, KeyError):
-                log.warning("ignoring unreadable chunk %s (it will be recomputed)", path)
-        return out
-
-    def save(self, name: str, columns: dict[str, np.ndarray]) -> None:
-        import io
-
-        buf = io.BytesIO()
-        np.savez(buf, **{k: np.asarray(columns[k]) for k in CHUNK_COLUMNS})
-        atomic_write_bytes(self.folder / f"chunk-{name}.npz", buf.getvalue())
-
-    def discard(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _contiguous_prefix(chunks: dict[str, dict[str, np.ndarray]]) -> tuple[int, list[str]]:
-    """Local chunks are named by their first image index; return how many images from 0 are covered."""
-    starts = {}
-    for name, cols in chunks.items():
-        try:
-            start = int(name.split("-", 1)[1])
-        except (IndexError, ValueError):
-            continue
-        starts[start] = (name, len(cols["image_id"]))
-    covered, used = 0, []
-    while covered in starts:
-        name, n = starts[covered]
-        if n == 0:
-            break
-        used.append(name)
-        covered += n
-    return covered, used
-
-
-def _concat(chunks: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    if not chunks:
-        return {k: np.zeros(0) for k in CHUNK_COLUMNS}
-    return {k: np.concatenate([c[k] for c in chunks]) for k in CHUNK_COLUMNS}
-
-
-# ----------------------------------------------------------------------------------- one model
-def _spec_fields(adapter: Any, model_id: str, weights: str = "pretrained") -> dict[str, Any]:
-    """Catalog fields of the record. The published top-1 belongs to the published weights only: an
-    untrained control or a user's own weights file gets ``top1_published = None``."""
-    spec = getattr(adapter, "spec", None)
-    fields = {"model": model_id, "display_name": model_id, "family": None, "harmonized": None,
-              "framework": getattr(adapter, "framework", None), "top1_published": None}
-    if spec is not None:
-        fields.update(
-            display_name=getattr(spec, "display_name", model_id),
-            family=getattr(spec, "family", None),
-            harmonized=getattr(spec, "harmonized", None),
-            top1_published=getattr(spec, "top1", None) if weights == "pretrained" else None,
-            top1_source=getattr(spec, "top1_source", None) if weights == "pretrained" else None,
-            base_model=getattr(spec, "base_model", None),
-        )
-    return fields
-
-
-def build_record(dataset, rid: str, cols: dict[str, np.ndarray], *, adapter: Any, config: RunConfig,
-                 ceiling: dict[str, Any] | None, seconds: float, device: str, scores_sha256: str) -> dict[str, Any]:
-    rho = cols["spearman"].astype(np.float64)
-    ceiling_value = ceiling.get("value") if ceiling else None
-    record = {
-        "kind": "model",
-        "task": "maps",
-        "dataset": dataset.name,
-        "dataset_fingerprint": dataset.fingerprint(),
-        "dataset_synthetic": bool(getattr(dataset, "synthetic", False)),
-        **_spec_fields(adapter, rid, config.weights),
-        "model_id": getattr(getattr(adapter, "spec", None), "id", rid.split("+")[0]),
-        "weights": config.weights,
-        "weights_sha256": getattr(adapter, "weights_sha256", None),
-        "explainer": EXPLAINER,
-        "precision": config.precision,
-        "status": "ok",
-        "limit": config.limit,
-        **baselines.record_summary(rho, score_name=baselines.SPEARMAN, ceiling=ceiling_value),
-        "ceiling_source": ceiling.get("source") if ceiling else None,
-        "dice_mean": float(np.mean(cols["dice"])) if len(rho) else None,
-        "iou_mean": float(np.mean(cols["iou"])) if len(rho) else None,
-        "top1_measured": float(np.mean(cols["pred"] == cols["label"])) if len(rho) else None,
-        "scores_file": records.scores_path(config.results_dir, dataset.name, rid).name,
-        "scores_sha256": scores_sha256,
-        "seconds": round(seconds, 3),
-        "provenance": provenance(device=device, dataset_skips=_skips_dict(dataset)),
-    }
-    return record
-
-
-def _skips_dict(dataset) -> dict[str, Any]:
-    skips = getattr(dataset, "skips", None)
-    if skips is None:
-        return {}
-    to_dict = getattr(skips, "to_dict", None)
-    return to_dict() if callable(to_dict) else {"report": str(skips)}
-
-
-def failed_record(dataset, rid: str, model_id: str, config: RunConfig, error: str, device: str) -> dict[str, Any]:
-    task = getattr(dataset, "task", "maps")
-    return {
-        "kind": "model", "task": task, "dataset": dataset.name,
-        "dataset_fingerprint": dataset.fingerprint(), "model": rid, "model_id": model_id, "weights": config.weights,
-        "status": "failed", "failure": error, "limit": config.limit, "n_images": 0,
-        **scores.score_fields(None, score_name=getattr(dataset, "score_name", baselines.SPEARMAN), n=0),
-        "provenance": provenance(device=device),
-    }
-
-
-def _existing_ok(path: Path, dataset, config: RunConfig) -> dict[str, Any] | None:
-    if config.force or not path.exists():
-        return None
-    try:
-        record = records.read_record(path)
-    except InvalidInputError as exc:
-        log.warning("%s; recomputing", exc)
-        return None
-    same = (record.get("status") == "ok" and record.get("limit") == config.limit
-            and record.get("dataset_fingerprint") == dataset.fingerprint()
-            and record.get("weights") == config.weights and record.get("precision", "float32") == config.precision)
-    return record if same else None
-
-
-def run_model(dataset, model_id: str, config: RunConfig, *, ceiling: dict[str, Any] | None,
-              human_ranks: _HumanRanks | None = None,
-              loader: Callable[..., Any] | None = None) -> ModelOutcome:
-    """Score one model on ``dataset`` (local executor), resuming a partial run if one exists."""
-    import model_zoo
-
-    loader = loader or model_zoo.load
-    device = resolve_device(config.device)
-    rid = record_id(model_id, config.weights)
-    rpath = records.record_path(config.results_dir, dataset.name, rid)
-    done = _existing_ok(rpath, dataset, config)
-    if done is not None:
-        return ModelOutcome(rid, "skipped", record=done)
-
-    started = time.perf_counter()
-    total = dataset.num_images() if config.limit is None else min(config.limit, dataset.num_images())
-    partial = PartialRun(rpath.parent / ".partial" / rid,
-                         {"model": rid, "dataset_fingerprint": dataset.fingerprint(), "weights": config.weights,
-                          "limit": config.limit, "precision": config.precision, "executor": "local"})
-    chunks = partial.chunks()
-    covered, used = _contiguous_prefix(chunks)
-    kept = [chunks[name] for name in used]
-    adapter = None
-    try:
-        adapter = loader(model_id, weights=config.weights, device=device, precision=config.precision)
-        if covered < total:
-            bar = _progress(total, covered, rid, config.progress)
-            for batch in dataset.batches(config.batch_size, start=covered, limit=total - covered):
-                logits, maps = adapter.predict_and_saliency(batch.images, batch.labels)
-                maps = np.asarray(maps, dtype=np.float32)
-                _check_maps(maps, len(batch.labels), model_id)
-                ranked = human_ranks.get(batch.ids, batch.heatmaps) if human_ranks else None
-                cols = score_batch(maps, batch.heatmaps, ranked)
-                cols.update(image_id=np.asarray(batch.ids), label=np.asarray(batch.labels, dtype=np.int64),
-                            pred=np.asarray(logits).argmax(axis=1).astype(np.int64))
-                partial.save(f"{covered:09d}", cols)
-                kept.append(cols)
-                covered += len(batch.labels)
-                bar.update(len(batch.labels))
-            bar.close()
-    except Exception as exc:  # noqa: BLE001 - any model failure is recorded and the run goes on
-        reason = f"{type(exc).__name__}: {exc}"
-        log.error("model %s failed: %s", rid, reason)
-        rec = failed_record(dataset, rid, model_id, config, reason, device)
-        records.write_record(rpath, rec)
-        return ModelOutcome(rid, "failed", record=rec, error=reason, seconds=time.perf_counter() - started)
-
-    cols = _concat(kept)
-    return _finish(dataset, rid, cols, adapter, config, ceiling, started, device, partial)
-
-
-def _finish(dataset, rid, cols, adapter, config, ceiling, started, device, partial) -> ModelOutcome:
-    spath = records.scores_path(config.results_dir, dataset.name, rid)
-    sha = records.write_scores(spath, {**cols, "correct": (cols["pred"] == cols["label"]).astype(np.int64)})
-    rec = build_record(dataset, rid, cols, adapter=adapter, config=config, ceiling=ceiling,
-                       seconds=time.perf_counter() - started, device=device, scores_sha256=sha)
-    records.write_record(records.record_path(config.results_dir, dataset.name, rid), rec)
-    partial.discard()
-    return ModelOutcome(rid, "ok", record=rec, seconds=rec["seconds"])
-
-
-def _progress(total: int, initial: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="img", disable=not enabled, dynamic_ncols=True,
-                leave=True)
-
-
-# ----------------------------------------------------------------------------------- the whole run
-def run(config: RunConfig, *, dataset=None) -> RunSummary:
-    """Run ``config``: baselines of the dataset, then every selected model. Returns what happened."""
-    from benchmark.datasets import get_dataset
-
-    dataset = dataset or get_dataset(config.dataset, download=config.download)
+    ``task``: a task object to use instead of resolving ``config.dataset`` (``dataset``: a dataset
+    object to wrap in its default task); ``loader``: builds adapters (default :func:`model_zoo.load`);
+    ``on_outcome(i, n, outcome)``: called as each of the n models finishes (the CLI prints a line)."""
+    if config.executor not in EXECUTORS:
+        raise InvalidInputError(f"--executor {config.executor!r}: expected one of {', '.join(EXECUTORS)}")
+    if task is not None and config.task_options():
+        raise InvalidInputError(f"RunConfig options {sorted(config.task_options())} would be ignored: a task object was "
+                                "given, so configure the task itself")
+    if task is None:
+        task = get_task(dataset if dataset is not None else config.dataset, download=config.download,
+                        **config.task_options())
     models = select_shard(list(config.models), config.shard)
-    summary = RunSummary(dataset=dataset.name)
-    if getattr(dataset, "task", "maps") != "maps":
-        # Other tasks (psychophysics, neural predictivity) score models their own way; their dataset
-        # object implements `ensure_baselines(config) -> dict` and `run_model(model_id, config) -> ModelOutcome`.
-        summary.baseline = dataset.ensure_baselines(config)
-        if config.executor == "ray":
-            from benchmark import ray_executor
-
-            summary.outcomes = ray_executor.run_task_models(dataset, models, config)
-        else:
-            summary.outcomes = [dataset.run_model(m, config) for m in models]
-        return summary
-    summary.ceiling = baselines.ensure_ceiling(dataset, config.results_dir, force=config.force)
-    summary.baseline = baselines.ensure_center_bias(dataset, config.results_dir, limit=config.limit,
-                                                    force=config.force, batch_size=config.batch_size)
+    summary = RunSummary(dataset=task.name, skips=getattr(task.data, "skips", None))
+    refs = task.ensure_references(Path(config.results_dir), force=config.force, limit=config.limit,
+                                  batch_size=config.batch_size)
+    summary.ceiling, summary.baseline = refs.ceiling, refs.baseline
     if config.executor == "ray":
         from benchmark import ray_executor
 
-        summary.outcomes = ray_executor.run_models(dataset, models, config, ceiling=summary.ceiling)
+        jc = job_config(config)
+        jc.device = config.device  # resolved on each worker, where the GPUs are
+        summary.outcomes = ray_executor.run_models(task, models, config, jc, references=refs, on_outcome=on_outcome)
         return summary
-    if config.executor != "local":
-        raise InvalidInputError(f"--executor {config.executor!r}: expected 'local' or 'ray'")
-    human_ranks = _HumanRanks()
-    for model_id in models:
-        summary.outcomes.append(run_model(dataset, model_id, config, ceiling=summary.ceiling,
-                                          human_ranks=human_ranks))
+    jc = job_config(config)
+    shared: dict[str, Any] = {}
+    for i, target in enumerate(models):
+        outcome = Job(task, target, jc, references=refs, loader=loader, shared=shared).run()
+        summary.outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(i, len(models), outcome)
     return summary

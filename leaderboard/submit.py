@@ -1,6 +1,6 @@
 """``alignbench submit``: score a submitted model with the runner and write its bundle.
 
-The model runs through :func:`benchmark.runner.run_model` exactly like a catalog model (same
+The model runs through :class:`benchmark.job.Job` exactly like a catalog model (same
 batches, saliency, scoring, resumable partial runs), with ``results_dir`` set to the bundle folder,
 so the bundle's records and per-image scores are ordinary result records.
 """
@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmark import baselines, records, runner
+from benchmark.job import Job, JobConfig
+from benchmark.tasks import References
+from benchmark.tasks.maps import MapsTask
 from benchmark.provenance import provenance
 from leaderboard.bundle import (MODEL_DIR, SUBMISSION_FILE, SubmissionMeta, bundle_dir, submission_document)
 from leaderboard.loading import ModelSource, SubmittedSpec, load_adapter
@@ -100,9 +103,10 @@ def submit(source: ModelSource, meta: SubmissionMeta, *, datasets: Sequence[Any]
         ceiling = baselines.ensure_ceiling(ds, results_dir)
         if ceiling is not None:
             records.write_record(folder / ds.name / baselines.CEILING_FILE, ceiling)
-        config = runner.RunConfig(dataset=ds.name, models=[sid], results_dir=folder, batch_size=batch_size,
-                                  device=device, precision=precision, limit=limit, force=True, progress=progress)
-        result.outcomes.append(runner.run_model(ds, sid, config, ceiling=ceiling, loader=lambda *a, **k: adapter))
+        config = JobConfig(results_dir=folder, device=device, precision=precision, batch_size=batch_size,
+                           limit=limit, force=True, progress=runner.tqdm_progress(progress))
+        job = Job(MapsTask(ds), sid, config, references=References(ceiling=ceiling), loader=lambda *a, **k: adapter)
+        result.outcomes.append(job.run())
         try:  # the runner's resume folder, empty once the run is done
             (folder / ds.name / ".partial").rmdir()
         except OSError:

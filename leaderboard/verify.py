@@ -4,7 +4,7 @@ submitted model and compare with the bundle's per-image scores.
 The subset is ``numpy.random.default_rng(seed).choice(n_images, k, replace=False)`` over the rows of
 the bundle's scores file, so anyone re-running with the same seed checks the same images. Those
 images are read from the local dataset (contiguous runs, so only they are decoded), scored with
-:func:`benchmark.runner.score_batch` (the runner's own scoring), and every per-image Spearman, Dice
+:func:`benchmark.tasks.maps.score_batch` (the runner's own scoring), and every per-image Spearman, Dice
 and IoU that differs by more than ``tolerance`` (absolute), and every differing prediction, is
 reported with its image id.
 """
@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from benchmark import records, runner
+from benchmark.tasks.maps import score_batch
 from leaderboard.bundle import MODEL_DIR, inside, read_bundle
 from leaderboard.loading import ModelSource, SubmittedSpec, load_adapter, model_from_export, parse_preprocess
 from leaderboard.sandbox import Limits
@@ -203,7 +204,7 @@ def _verify_dataset(report: VerifyReport, bundle_path: Path, sid: str, name: str
                 continue
             images, labels = batch.images[keep], np.asarray(batch.labels)[keep]
             logits, maps = adapter.predict_and_saliency(images, labels)
-            got = runner.score_batch(np.asarray(maps, dtype=np.float32), batch.heatmaps[keep])
+            got = score_batch(np.asarray(maps, dtype=np.float32), batch.heatmaps[keep])
             pred = np.asarray(logits).argmax(axis=1)
             for j, row in enumerate(positions):
                 image_id = str(batch.ids[keep[j]])

@@ -1,49 +1,21 @@
-"""Public entry points: :func:`list_models`, :func:`get_spec`, :func:`load`, and exported model folders.
-
-Exported model folder (written by the harmonized trainer, or by :func:`save_model_folder`)
-------------------------------------------------------------------------------------------
-A folder holding ``alignbench_model.json`` and one weights file::
-
-    {
-      "format": "alignbench-model/1",
-      "id": "my_resnet50_harmonized",          # model id (required)
-      "display_name": "ResNet-50 (harmonized)",
-      "family": "harmonized",                  # one of catalog.FAMILIES
-      "framework": "torch" | "keras",
-      "architecture": {"source": "timm" | "torchvision" | "keras" | <catalog builder>,
-                       "source_id": "resnet50.a1_in1k"},   # what builds the graph (torch only)
-      "preprocess": {"input_size": 224, "interpolation": "bilinear", "mean": [..3], "std": [..3],
-                     "scale": 0.00392156862745098, "channel_order": "RGB"},   # Preprocess fields
-      "weights": "model.safetensors" | "model.keras",      # a file name inside the folder
-      "weights_sha256": "<64 hex>",            # checked on load when present
-      "top1": null | 76.1,
-      "harmonized": true,
-      "base_model": "tv_resnet50" | null       # the catalog id it was trained from
-    }
-
-* ``torch``: the architecture is built with random weights by the catalog builder named by
-  ``architecture.source`` (``timm``, ``torchvision``, or any catalog ``builder`` such as ``bagnet``),
-  and the ``.safetensors`` weights are loaded with ``strict=True``.
-* ``keras``: ``model.keras`` is read with ``keras.saving.load_model(safe_mode=True)`` (no lambdas,
-  no arbitrary code); ``.weights.h5``/``.h5`` weights need an ``architecture`` that keras.applications
-  or a catalog builder can build.
-"""
+"""Public entry points: :func:`list_models`, :func:`get_spec`, :func:`load`, and exported model folders
+(their format: :mod:`model_zoo.model_folder`)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
 
+from model_zoo import model_folder
 from model_zoo.catalog import FAMILIES, FRAMEWORKS, PAPER_LEVELS, ModelSpec
 from model_zoo.errors import InvalidInputError, UnknownModelError
-from model_zoo.fileio import atomic_write_json, sha256_file
+from model_zoo.fileio import sha256_file
 
-MODEL_FOLDER_FORMAT = "alignbench-model/1"
-MODEL_FOLDER_FILE = "alignbench_model.json"
+MODEL_FOLDER_FORMAT = model_folder.FORMAT
+MODEL_FOLDER_FILE = model_folder.MANIFEST
 
 
 # --------------------------------------------------------------------------- listing
@@ -204,48 +176,8 @@ def _adapter(spec: ModelSpec, built, *, device: str, precision: str, batch_size:
 
 # --------------------------------------------------------------------------- model folders
 def read_model_folder(folder: str | os.PathLike) -> tuple[ModelSpec, dict[str, Any]]:
-    """Parse and validate ``alignbench_model.json``; returns the spec and the raw document."""
-    folder = Path(folder)
-    meta_path = folder / MODEL_FOLDER_FILE
-    if not meta_path.is_file():
-        raise InvalidInputError(f"{folder}: not an exported model folder (no {MODEL_FOLDER_FILE})")
-    try:
-        doc = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"{meta_path}: not valid JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != MODEL_FOLDER_FORMAT:
-        raise InvalidInputError(f"{meta_path}: field 'format' must be {MODEL_FOLDER_FORMAT!r}, got {doc.get('format') if isinstance(doc, dict) else doc!r}")
-    for key in ("id", "framework", "weights"):
-        if not isinstance(doc.get(key), str) or not doc[key]:
-            raise InvalidInputError(f"{meta_path}: field {key!r} is required (a non-empty string)")
-    if doc["framework"] not in FRAMEWORKS:
-        raise InvalidInputError(f"{meta_path}: field 'framework' must be one of {FRAMEWORKS}, got {doc['framework']!r}")
-    family = doc.get("family") or ("harmonized" if doc.get("harmonized") else "cnn")
-    if family not in FAMILIES:
-        raise InvalidInputError(f"{meta_path}: field 'family' must be one of {FAMILIES}, got {family!r}")
-    if bool(doc.get("harmonized", family == "harmonized")) != (family == "harmonized"):
-        raise InvalidInputError(f"{meta_path}: fields 'harmonized' and 'family' disagree")
-    weights = Path(doc["weights"])
-    if weights.is_absolute() or ".." in weights.parts:
-        raise InvalidInputError(f"{meta_path}: field 'weights' must be a file name inside the folder, got {doc['weights']!r}")
-    arch = doc.get("architecture") or {}
-    if not isinstance(arch, dict):
-        raise InvalidInputError(f"{meta_path}: field 'architecture' must be an object")
-    from model_zoo.preprocessing import Preprocess
-
-    pre = Preprocess.coerce(doc.get("preprocess") or {})
-    top1 = doc.get("top1")
-    if top1 is not None and not (isinstance(top1, (int, float)) and 0 < top1 <= 100):
-        raise InvalidInputError(f"{meta_path}: field 'top1' must be null or a percentage, got {top1!r}")
-    spec = ModelSpec(
-        id=doc["id"], display_name=doc.get("display_name") or doc["id"], family=family, framework=doc["framework"],
-        source=str(arch.get("source", "folder")), source_id=str(arch.get("source_id", "")),
-        input_size=pre.input_size, interpolation=pre.interpolation, mean=pre.mean, std=pre.std, scale=pre.scale,
-        channel_order=pre.channel_order, top1=top1, top1_source="exported model folder" if top1 is not None else "",
-        in_paper="no", notes=f"exported model folder {folder}", builder=str(arch.get("source", "")),
-        weights_sha256=str(doc.get("weights_sha256") or ""), meta={"base_model": doc.get("base_model"), "folder": str(folder)},
-    )
-    return spec, doc
+    """Parse and validate an exported model folder's manifest: (spec, raw document)."""
+    return model_folder.read(folder)
 
 
 def load_model_folder(folder: str | os.PathLike, *, device: str = "cpu", precision: str = "float32",
@@ -298,34 +230,10 @@ def save_model_folder(folder: str | os.PathLike, model: Any, *, id: str, framewo
                       base_model: str | None = None) -> Path:
     """Write ``model`` as an exported model folder (safetensors for torch, ``.keras`` for Keras);
     returns the path of ``alignbench_model.json``. Files are written atomically, the JSON last."""
-    import dataclasses
-
-    from model_zoo.fileio import atomic_write_bytes
-    from model_zoo.preprocessing import Preprocess
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    pre = Preprocess.coerce(preprocess) or Preprocess(scale=1.0)
-    if framework == "torch":
-        from safetensors.torch import save
-
-        wname = "model.safetensors"
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        atomic_write_bytes(folder / wname, save(state))
-    elif framework == "keras":
-        wname = "model.keras"
-        tmp = folder / f".{wname}.tmp.keras"
-        model.save(str(tmp))
-        os.replace(tmp, folder / wname)
-    else:
-        raise InvalidInputError(f"save_model_folder: framework must be one of {FRAMEWORKS}, got {framework!r}")
-    doc = {
-        "format": MODEL_FOLDER_FORMAT, "id": id, "display_name": display_name or id, "family": family,
-        "framework": framework, "architecture": architecture or {}, "preprocess": dataclasses.asdict(pre),
-        "weights": wname, "weights_sha256": sha256_file(folder / wname), "top1": top1,
-        "harmonized": family == "harmonized", "base_model": base_model,
-    }
-    return atomic_write_json(folder / MODEL_FOLDER_FILE, doc)
+    folder = model_folder.write(folder, model, id=id, framework=framework, preprocess=preprocess,
+                                architecture=architecture, display_name=display_name, family=family, top1=top1,
+                                base_model=base_model)
+    return folder / MODEL_FOLDER_FILE
 
 
 def weights_cached(spec: ModelSpec) -> bool | None:

@@ -17,12 +17,14 @@
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from model_zoo.errors import InvalidInputError, WeightsUnavailableError
 from model_zoo.fileio import cache_dir, sha256_file
@@ -70,9 +72,27 @@ class Built:
     weights_file: Path | None = None
 
 
+_OFFLINE: contextvars.ContextVar[bool | None] = contextvars.ContextVar("alignbench_offline", default=None)
+
+
 def offline() -> bool:
-    """Whether downloads are forbidden (``ALIGNBENCH_OFFLINE`` or ``HF_HUB_OFFLINE`` set to 1/true)."""
+    """Whether downloads are forbidden: inside :func:`offline_mode`, as it says; otherwise when
+    ``ALIGNBENCH_OFFLINE`` or ``HF_HUB_OFFLINE`` is set to 1/true."""
+    forced = _OFFLINE.get()
+    if forced is not None:
+        return forced
     return any(os.environ.get(v, "").strip().lower() in _TRUE for v in (OFFLINE_ENV, "HF_HUB_OFFLINE"))
+
+
+@contextlib.contextmanager
+def offline_mode(enabled: bool = True) -> Iterator[None]:
+    """Forbid (or, with ``enabled=False``, leave to the environment) downloads of weights for the
+    code inside, without touching ``os.environ`` (the command line's ``--offline``)."""
+    token = _OFFLINE.set(True if enabled else None)
+    try:
+        yield
+    finally:
+        _OFFLINE.reset(token)
 
 
 def unavailable(model_id: str, url: str, local: Path | str, why: str) -> WeightsUnavailableError:

@@ -32,6 +32,10 @@ import make_golden  # noqa: E402
 # formatted text, and fields of the record that describe rather than measure
 IGNORED = {"provenance", "seconds", "date", "schema", "scores_sha256", "_path", "identity"}
 RENAMED: dict[str, str] = {}  # schema-1 field -> today's, beyond records.upgrade
+# fields whose definition changed on purpose, per task: the neural dataset's fingerprint covered the
+# task's settings (layers, PLS components, ...) as well as the recordings; a dataset is data only
+# now, and the settings are part of each record's identity instead
+CHANGED = {"neural": {"dataset_fingerprint"}}
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +56,13 @@ def tolerance(regenerated):
     return 1e-6
 
 
-def _compare(a, b, where: str, tol: float, problems: list[str]) -> None:
+def _compare(a, b, where: str, tol: float, problems: list[str], changed: frozenset = frozenset()) -> None:
     if isinstance(a, dict):
         if not isinstance(b, dict):
             problems.append(f"{where}: was an object, now {b!r:.80}")
             return
         for key, value in a.items():
-            if key in IGNORED:
+            if key in IGNORED or key in changed:
                 continue
             new_key = RENAMED.get(key, key)
             if new_key not in b:
@@ -124,7 +128,7 @@ def test_every_number_is_reproduced(name, regenerated, tolerance):
         then = records.upgrade(json.loads(then_path.read_text()))
         now = records.read_record(now_path)
         assert now["schema"] == records.SCHEMA
-        _compare(then, now, name, tolerance, problems)
+        _compare(then, now, name, tolerance, problems, frozenset(CHANGED.get(name.split("/")[0], ())))
     else:
         _compare_csv(then_path, now_path, tolerance, problems)
     assert not problems, "\n".join(problems[:20])

@@ -4,6 +4,7 @@ near the ceiling; pure-noise sites score about zero; records, resume, the CLI an
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,9 @@ import pytest
 
 from benchmark import records, runner
 from benchmark.neural import arcaro, synthetic
-from benchmark.neural.task import NeuralTask, neural_dataset
+from benchmark.neural.activations import model_key
+from benchmark.neural.data import NeuralData, neural_dataset
+from benchmark.tasks.neural import NeuralTask
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
@@ -55,6 +58,11 @@ def truth(tmp_path_factory):
     return root, zpath, oracle
 
 
+def _score(task, model, cfg, loader):
+    """One model's outcome through the runner (the job every executor runs)."""
+    return runner.run(dataclasses.replace(cfg, models=[model]), task=task, loader=loader).outcomes[0]
+
+
 def _config(root, **kw):
     return runner.RunConfig(dataset="it-arcaro2020", results_dir=root / "results", device="cpu", progress=False,
                             **kw)
@@ -62,12 +70,12 @@ def _config(root, **kw):
 
 def test_readout_layer_is_found_near_ceiling_and_noise_scores_zero(truth):
     root, zpath, oracle = truth
-    task = neural_dataset(root=zpath, n_resamples=200)
+    task = NeuralTask(neural_dataset(root=zpath), n_resamples=200)
     cfg = _config(root)
-    ceiling = task.ensure_baselines(cfg)
+    ceiling = task.ensure_references(cfg.results_dir).ceiling
     assert set(ceiling["panels"]) == {"monkey1-PL", "monkey1-ML", "monkey2-ML"}
     assert ceiling["panels"]["monkey1-PL"]["method"] == "inter-channel"
-    out = task.run_model("random-convnet", cfg, loader=lambda *a, **k: _adapter())
+    out = _score(task, "random-convnet", cfg, lambda *a, **k: _adapter())
     assert out.status == "ok", out.error
     rec = records.read_record(records.record_path(cfg.results_dir, "it-arcaro2020", "random-convnet"))
     pl, ml, red = (rec["panels"][p] for p in ("monkey1-PL", "monkey1-ML", "monkey2-ML"))
@@ -93,20 +101,22 @@ def test_readout_layer_is_found_near_ceiling_and_noise_scores_zero(truth):
         per_image.setdefault(r["image_id"], []).append(float(r["r"]))
     assert np.mean([np.median(v) for v in per_image.values()]) == pytest.approx(red["predictivity"], abs=1e-9)
     # the activation cache was filled, per (model, layer)
-    cached = list(Path(__import__("os").environ["ALIGNBENCH_CACHE"]).glob("neural/activations/*/*/*.npy"))
+    cache = Path(__import__("os").environ["ALIGNBENCH_CACHE"]) / "neural" / "activations"
+    cached = list(cache.glob(f"{model_key('random-convnet', None)}/*/*.npy"))  # this model's (the cache is shared)
     assert len(cached) == 8  # 4 layers x 2 stimulus sets (George's panels share theirs)
     # second run: skipped; a different limit recomputes
-    assert task.run_model("random-convnet", cfg, loader=lambda *a, **k: _adapter()).status == "skipped"
+    assert _score(task, "random-convnet", cfg, lambda *a, **k: _adapter()).status == "skipped"
 
 
 def test_failures_are_recorded_and_bad_layers_named(truth, tmp_path):
     _, zpath, _ = truth
-    task = NeuralTask(arcaro.load_arcaro2020(zpath, panels=["monkey2-ML"]), layers=["stages.9"], n_resamples=50)
-    out = task.run_model("broken", _config(tmp_path), loader=lambda *a, **k: _adapter())
+    task = NeuralTask(NeuralData(arcaro.load_arcaro2020(zpath, panels=["monkey2-ML"])), layers=["stages.9"],
+                      n_resamples=50)
+    out = _score(task, "broken", _config(tmp_path), lambda *a, **k: _adapter())
     assert out.status == "failed" and "stages.9" in out.error
     assert out.record["task"] == "neural"
     with pytest.raises(Exception, match="at least 3 images"):
-        task.selected(2)
+        task.data.selected(2)
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 torch models -> records, the runner's dispatch, the curves figure and the CLI."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,7 +12,9 @@ import pytest
 from benchmark import records, runner
 from benchmark.datasets import clicktionary as ct
 from benchmark.psychophysics import humans, scores, stimuli
-from benchmark.psychophysics.task import PsychophysicsTask, make_stimuli_from
+from benchmark.psychophysics.data import PsychophysicsData, make_stimuli_from
+from benchmark.tasks.psychophysics import PsychophysicsTask
+from model_zoo.errors import InvalidInputError
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
@@ -47,13 +50,18 @@ def setup(tmp_path_factory):
     make_stimuli_from(str(release), root / "stimuli", seed=0)
     human = humans.write_synthetic_responses(root / humans.HUMAN_FILE, HUMAN_ACC, revelations=list(range(1, 11)),
                                              trials_per_level=400, seed=0)
-    return root, PsychophysicsTask(stimuli=root / "stimuli", human_data=human, n_boot=200)
+    return root, PsychophysicsTask(PsychophysicsData(stimuli=root / "stimuli", human_data=human), n_boot=200)
 
 
 def loader(model_id, *, weights="pretrained", device="cpu", precision="float32"):
     from model_zoo.wrap import wrap
 
     return wrap(WindowModel(centre=model_id == "looks-at-revealed"), batch_size=64)
+
+
+def score(task, model, cfg, loader):
+    """One model's outcome through the runner (the job every executor runs)."""
+    return runner.run(dataclasses.replace(cfg, models=[model]), task=task, loader=loader).outcomes[0]
 
 
 def config(root, **kw):
@@ -64,8 +72,8 @@ def config(root, **kw):
 def test_model_looking_at_revealed_pixels_is_more_human_like(setup):
     root, task = setup
     cfg = config(root)
-    revealed = task.run_model("looks-at-revealed", cfg, loader=loader)
-    background = task.run_model("looks-at-background", cfg, loader=loader)
+    revealed = score(task, "looks-at-revealed", cfg, loader)
+    background = score(task, "looks-at-background", cfg, loader)
     assert revealed.status == background.status == "ok", (revealed.error, background.error)
     r, b = revealed.record, background.record
     assert r["score"] > b["score"] + 3 * max(r["error"], b["error"]) / np.sqrt(200)
@@ -80,14 +88,14 @@ def test_model_looking_at_revealed_pixels_is_more_human_like(setup):
 def test_record_recomputes_from_its_scores_file(setup):
     root, task = setup
     cfg = config(root)
-    rec = task.run_model("looks-at-revealed", cfg, loader=loader).record
+    rec = score(task, "looks-at-revealed", cfg, loader).record
     frame = pd.read_csv(cfg.results_dir / "psychophysics" / rec["scores_file"])
     per_level = frame.groupby("level")["correct"].mean()
     assert np.allclose(per_level.loc[rec["levels"]].to_numpy(), rec["model_accuracy"])
     assert (frame["animal"] == (frame["label"] < 398)).all()
     full = frame[frame["level"] == stimuli.FULL_LEVEL]
     assert len(full) == N_IMAGES and np.isclose(rec["top1_measured"], (full["pred"] == full["label"]).mean())
-    human = pd.DataFrame(np.load(task.human_path)["data_human"], columns=["Revelation", "correct", "subject"])
+    human = pd.DataFrame(np.load(task.data.human_path)["data_human"], columns=["Revelation", "correct", "subject"])
     assert np.allclose(human[human.Revelation != 200].groupby("Revelation")["correct"].mean(), rec["human_accuracy"])
     expect = scores.curve_alignment(rec["model_accuracy"], rec["human_accuracy"], n_boot=200, seed=0)
     assert np.isclose(rec["score"], expect.mean)
@@ -96,10 +104,10 @@ def test_record_recomputes_from_its_scores_file(setup):
 def test_skip_then_recompute_on_new_rule(setup):
     root, task = setup
     cfg = config(root)
-    task.run_model("looks-at-revealed", cfg, loader=loader)
-    assert task.run_model("looks-at-revealed", cfg, loader=loader).status == "skipped"
-    cfg.decision_rule = "summed_probability"
-    out = task.run_model("looks-at-revealed", cfg, loader=loader)
+    score(task, "looks-at-revealed", cfg, loader)
+    assert score(task, "looks-at-revealed", cfg, loader).status == "skipped"
+    other_rule = PsychophysicsTask(task.data, decision_rule="summed_probability", n_boot=200)
+    out = score(other_rule, "looks-at-revealed", cfg, loader)
     assert out.status == "ok" and out.record["decision_rule"] == "summed_probability"
 
 
@@ -109,18 +117,15 @@ def test_failure_is_recorded(setup):
     def broken(model_id, **kw):
         raise RuntimeError("no weights here")
 
-    out = task.run_model("broken", config(root), loader=broken)
+    out = score(task, "broken", config(root), broken)
     assert out.status == "failed" and "no weights here" in out.error
     assert records.read_record(records.record_path(root / "results", "psychophysics", "broken"))["status"] == "failed"
 
 
-def test_runner_dispatches_to_the_task_and_humans_baseline(setup, monkeypatch):
-    import model_zoo
-
+def test_runner_dispatches_to_the_task_and_humans_baseline(setup):
     root, task = setup
-    monkeypatch.setattr(model_zoo, "load", loader, raising=False)
     cfg = config(root, models=["looks-at-revealed"], force=True)
-    summary = runner.run(cfg, dataset=task)
+    summary = runner.run(cfg, task=task, loader=loader)
     assert [o.status for o in summary.outcomes] == ["ok"]
     base = summary.baseline
     assert base["model"] == "humans" and base["task"] == "psychophysics"
@@ -131,9 +136,9 @@ def test_runner_dispatches_to_the_task_and_humans_baseline(setup, monkeypatch):
 def test_level_mismatch_is_a_clear_error(setup, tmp_path):
     root, task = setup
     human = humans.write_synthetic_responses(tmp_path / "h.npz", [0.6] * 4, revelations=[1, 2, 3, 4])
-    other = PsychophysicsTask(stimuli=root / "stimuli", human_data=human, n_boot=50)
-    out = other.run_model("looks-at-revealed", config(tmp_path), loader=loader)
-    assert out.status == "failed" and "10 levels" in out.error and "has 4" in out.error
+    other = PsychophysicsTask(PsychophysicsData(stimuli=root / "stimuli", human_data=human), n_boot=50)
+    with pytest.raises(InvalidInputError, match="10 levels.*has 4"):  # the data's problem, not a model's
+        score(other, "looks-at-revealed", config(tmp_path), loader)
 
 
 def test_plot_curves_and_cli(setup, tmp_path):
@@ -141,8 +146,8 @@ def test_plot_curves_and_cli(setup, tmp_path):
 
     root, task = setup
     cfg = config(root)
-    task.run_model("looks-at-revealed", cfg, loader=loader)
-    task.run_model("looks-at-background", cfg, loader=loader)
+    score(task, "looks-at-revealed", cfg, loader)
+    score(task, "looks-at-background", cfg, loader)
     out = tmp_path / "fig.png"
     assert main(["plot-curves", "--results", str(cfg.results_dir), "--model", "looks-at-revealed",
                  "--model", "looks-at-background", "--output", str(out)]) == 0

@@ -12,7 +12,10 @@ import pytest
 from scipy import stats
 
 from alignbench import report
-from benchmark import records, runner
+from benchmark import baselines, records, runner
+from benchmark.job import PartialRows
+from benchmark.tasks import Chunk
+from benchmark.tasks.maps import MapsTask
 from tests.runner_support.fakes import FakeDataset, fake_loader
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,11 +25,7 @@ def _run(tmp_path, models, dataset=None, loader=None, **kw):
     dataset = dataset or FakeDataset()
     config = runner.RunConfig(dataset=dataset.name, models=models, results_dir=tmp_path, batch_size=6,
                               device="cpu", progress=False, **kw)
-    summary = runner.RunSummary(dataset=dataset.name)
-    summary.ceiling = runner.baselines.ensure_ceiling(dataset, tmp_path)
-    for m in runner.select_shard(models, config.shard):
-        summary.outcomes.append(runner.run_model(dataset, m, config, ceiling=summary.ceiling,
-                                                 loader=loader or fake_loader()))
+    summary = runner.run(config, task=MapsTask(dataset), loader=loader or fake_loader())
     return summary, dataset
 
 
@@ -91,12 +90,13 @@ def test_resume_after_kill_minus_9_loses_and_duplicates_nothing(tmp_path):
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(REPO)!r})
         from pathlib import Path
-        from benchmark import runner, baselines
+        from benchmark import runner
+        from benchmark.tasks.maps import MapsTask
         from tests.runner_support.fakes import FakeDataset, fake_loader
         ds = FakeDataset()
         cfg = runner.RunConfig(dataset=ds.name, models=["good-model"], results_dir=Path({str(tmp_path)!r}),
                                batch_size=6, device="cpu", progress=False)
-        runner.run_model(ds, "good-model", cfg, ceiling=None, loader=fake_loader(kill_after_batches=2))
+        runner.run(cfg, task=MapsTask(ds), loader=fake_loader(kill_after_batches=2))
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr  # killed mid-run
@@ -116,20 +116,21 @@ def test_resume_after_kill_minus_9_loses_and_duplicates_nothing(tmp_path):
 def test_partial_results_with_other_settings_are_discarded(tmp_path):
     ds = FakeDataset()
     folder = tmp_path / ds.name / ".partial" / "good-model"
-    runner.PartialRun(folder, {"model": "good-model", "limit": 5}).save(
-        "000000000", {k: np.zeros(3) for k in runner.CHUNK_COLUMNS})
+    columns = MapsTask.columns
+    PartialRows(folder, {"model": "good-model", "limit": 5}, columns).save(
+        "rows-000000000", Chunk({k: np.zeros(3) for k in columns}))
     summary, _ = _run(tmp_path, ["good-model"], dataset=ds)
     assert summary.outcomes[0].record["n_images"] == 20  # not 3 stale rows + 17
 
 
 def test_center_bias_baseline_and_ceiling_records(tmp_path):
     ds = FakeDataset(n=30)
-    ceiling = runner.baselines.ensure_ceiling(ds, tmp_path)
+    ceiling = baselines.ensure_ceiling(ds, tmp_path)
     assert ceiling["kind"] == "ceiling" and 0 < ceiling["value"] <= 1
     assert "computed" in ceiling["source"]
-    base = runner.baselines.ensure_center_bias(ds, tmp_path, batch_size=7)
+    base = baselines.ensure_center_bias(ds, tmp_path, batch_size=7)
     # independent check: leave-fold-out mean map vs each map
-    folds = runner.baselines.CENTER_BIAS_FOLDS
+    folds = baselines.CENTER_BIAS_FOLDS
     idx = np.arange(30) % folds
     rhos = []
     for i in range(30):
@@ -139,7 +140,7 @@ def test_center_bias_baseline_and_ceiling_records(tmp_path):
     assert base["n_images"] == 30
     # reused, not recomputed, on the next call
     served = ds.batches_served
-    runner.baselines.ensure_center_bias(ds, tmp_path, batch_size=7)
+    baselines.ensure_center_bias(ds, tmp_path, batch_size=7)
     assert ds.batches_served == served
 
 

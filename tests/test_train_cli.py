@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -94,7 +95,7 @@ def test_train_cli_baseline_and_bad_options(shards, tmp_path, capsys):
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert len(rows) == 2 and all(float(r["harmonization"]) == 0 for r in rows)
     doc = json.loads((out / "export" / "alignbench_model.json").read_text())
-    assert doc["harmonized"] is False and doc["id"] == "test_resnet-baseline"
+    assert doc["harmonized"] is False and re.fullmatch(r"test_resnet-baseline-[0-9a-f]{8}", doc["id"]), doc["id"]
     capsys.readouterr()
     assert main(_argv(shards, tmp_path / "x", "--set", "no_such_option=1")) == 2
     assert "unknown training option 'no_such_option'" in capsys.readouterr().err
@@ -126,7 +127,7 @@ def test_train_cli_tensorflow_framework(shards, tmp_path):
         assert len(rows) == 3 and all(float(r["harmonization"]) > 0 for r in rows)
         assert (out / "checkpoints" / "position.json").is_file()
         doc = json.loads((out / "export" / "alignbench_model.json").read_text())
-        assert doc["framework"] == "keras" and doc["id"] == "tiny_keras_cli-harmonized"
+        assert doc["framework"] == "keras" and re.fullmatch(r"tiny_keras_cli-harmonized-[0-9a-f]{8}", doc["id"])
         adapter = model_zoo.load(out / "export")
         images = np.full((2, 224, 224, 3), 128.0, np.float32)
         assert adapter.saliency(images, np.array([1, 2])).shape == (2, 224, 224)

@@ -24,11 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from benchmark.plots import plot_pareto
+    from benchmark.datasets import results_name
+    from benchmark.tasks import plot_dataset
 
-    written, notes = plot_pareto(args.results, args.dataset, args.output,
-                                 formats=[f.strip() for f in args.format.split(",") if f.strip()],
-                                 with_published=args.with_published, accuracy=args.accuracy)
+    written, notes = plot_dataset(args.results, results_name(args.dataset), args.output,
+                                  formats=[f.strip() for f in args.format.split(",") if f.strip()],
+                                  with_published=args.with_published, accuracy=args.accuracy)
     for note in notes:
         print(f"note: {note}")
     for path in written:

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle_make_stimuli(args: argparse.Namespace) -> int:
-    from benchmark.psychophysics.task import make_stimuli_from
+    from benchmark.psychophysics.data import make_stimuli_from
 
     manifest = make_stimuli_from(args.source, args.output, seed=args.seed, download=not args.no_download,
                                  mirror=args.mirror, limit=args.limit)

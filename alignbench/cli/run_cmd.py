@@ -60,21 +60,21 @@ def select_models(args: argparse.Namespace) -> list[str]:
 
 def handle(args: argparse.Namespace) -> int:
     import logging
-    import os
 
     from alignbench import report
     from benchmark import runner
+    from model_zoo.weights import offline_mode
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.offline:
-        os.environ["ALIGNBENCH_OFFLINE"] = "1"
     config = runner.RunConfig(
         dataset=args.dataset, models=select_models(args), results_dir=args.results, batch_size=args.batch_size,
         device=args.device, precision=args.precision, weights=args.weights, limit=args.limit, force=args.force,
         executor=args.executor, ray_address=args.ray_address,
         shard=runner.parse_shard(args.shard) if args.shard else None, download=not args.offline,
         progress=not args.no_progress, decision_rule=args.decision_rule)
-    summary = runner.run(config)
+    with offline_mode(args.offline):
+        summary = runner.run(config, on_outcome=lambda i, n, outcome: print(
+            f"[{i + 1}/{n}] {report.model_line(outcome)}", flush=True))
     print(report.format_summary(summary))
     for problem in summary.problems:
         print(f"note: {problem}")

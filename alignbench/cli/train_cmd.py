@@ -1,19 +1,10 @@
-"""``alignbench train``: harmonized (or matched baseline) training on ClickMe-format data.
-
-The thin wiring between :mod:`benchmark.datasets` (the ClickMe loader) and the framework-free
-trainers of :mod:`model_zoo.harmonization` (which never import ``benchmark``). The loader yields
-NHWC float32 [0, 255] 224x224 images, (N, 224, 224) heatmaps and int labels; both trainers take
-exactly that and do their own layout change (NCHW for torch) and model preprocessing.
-
-:func:`run_training` is the library call behind the command (tests call it directly);
-:func:`training_data` builds the per-epoch batches factory.
-"""
+"""``alignbench train``: harmonized (or matched baseline) training on ClickMe-format data
+(:func:`benchmark.training.train`); this module only turns the command line into a ``TrainConfig``."""
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 # explicit flags, named as their TrainConfig fields (every other field: --set KEY=VALUE)
 _FLAGS = ("model", "harmonize", "framework", "max_steps", "init", "precision", "epochs", "batch_size", "lr",
@@ -89,68 +80,15 @@ def build_config(args: argparse.Namespace) -> Any:
     return merge(config, {k: v for k, v in flags.items() if v is not None}, source="command line")
 
 
-def training_data(dataset: Any, *, batch_size: int, seed: int, shuffle_buffer: int = 2048,
-                  imagenet: Path | None = None, clickme_fraction: float = 0.2,
-                  load_batch_size: int = 64) -> Callable[[int], Iterable[Any]]:
-    """``epoch -> batches`` of ``batch_size`` (the per-process batch): ClickMe examples (token 1)
-    shuffled per epoch with a seed of (seed, epoch) only, so every rank and a resumed run see the
-    same order; with ``imagenet``, mixed with ImageNet-folder images (token 0) as the paper's
-    ``sample_from_datasets`` with weights (clickme_fraction, 1 - clickme_fraction)."""
-    from model_zoo.harmonization import data as D
-
-    def clickme(epoch: int) -> Iterable[Any]:
-        # mixed with ImageNet, this is only a stream of examples: keep its tail
-        return D.shuffled_batches(dataset.batches(load_batch_size), batch_size, buffer=shuffle_buffer,
-                                  seed=[seed, epoch, 1], drop_remainder=imagenet is None)
-
-    def factory(epoch: int) -> Iterable[Any]:
-        if imagenet is None:
-            return clickme(epoch)
-        # the folder reader drops its last partial batch: read it in training-batch chunks
-        return D.mix_sources(clickme(epoch), D.image_folder_batches(imagenet, batch_size, seed=seed, epoch=epoch),
-                             batch_size=batch_size, fraction=clickme_fraction, seed=seed * 1_000_003 + epoch)
-
-    return factory
-
-
-def _imagenet_count(root: Path) -> int:
-    exts = {".jpeg", ".jpg", ".png"}
-    return sum(1 for p in Path(root).rglob("*") if p.suffix.lower() in exts)
-
-
 def run_training(args: argparse.Namespace) -> Any:
-    """The ``alignbench train`` command as a library call; returns the trainer's ``TrainResult``."""
-    from model_zoo.errors import InvalidInputError
+    """The ``alignbench train`` command as a library call (:func:`benchmark.training.train`)."""
+    from benchmark.training import train
+    from model_zoo.weights import offline_mode
 
     config = build_config(args)
-    # import order: the trainer module loads its framework (torch first) before TensorFlow, which
-    # the ClickMe loader imports
-    if config.framework == "torch":
-        from model_zoo.harmonization import trainer_torch as trainer
-        world = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun: each rank loads batch / world images
-    else:
-        from model_zoo.harmonization import trainer_tf as trainer
-        world = 1  # one process feeds all replicas of the tf.distribute strategy
-    if config.batch_size % world:
-        raise InvalidInputError(f"--batch-size {config.batch_size} is not divisible by WORLD_SIZE={world}")
-    if args.offline:
-        os.environ["ALIGNBENCH_OFFLINE"] = "1"
-    from benchmark.datasets import get_dataset
-
-    dataset = get_dataset(str(args.data), download=not args.offline)
-    if config.steps_per_epoch is None:
-        images = dataset.num_images() + (_imagenet_count(args.imagenet) if args.imagenet else 0)
-        if images < config.batch_size:
-            raise InvalidInputError(f"--data {args.data}: {images} images, fewer than one batch of {config.batch_size}")
-        config = config.replace(steps_per_epoch=images // config.batch_size)
-    if args.imagenet is not None and not Path(args.imagenet).is_dir():
-        raise InvalidInputError(f"--imagenet {args.imagenet}: not a folder")
-    data = training_data(dataset, batch_size=config.batch_size // world, seed=config.seed,
-                         shuffle_buffer=args.shuffle_buffer, imagenet=args.imagenet,
-                         clickme_fraction=config.clickme_fraction)
-    if getattr(dataset, "synthetic", False):
-        print(f"note: {dataset.name} is synthetic generated data, not ClickMe")
-    return trainer.train(None, data, config, args.output)
+    with offline_mode(args.offline):
+        return train(config, args.data, args.output, imagenet=args.imagenet, shuffle_buffer=args.shuffle_buffer,
+                     download=not args.offline)
 
 
 def handle(args: argparse.Namespace) -> int:

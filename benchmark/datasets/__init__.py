@@ -5,7 +5,7 @@ paper's exact preprocessing. Importing this package loads neither TensorFlow nor
 """
 from benchmark.datasets.clickme import (Batch, ClickMeDataset, SkipReport, load_clickme, preprocess_heatmaps,
                                         preprocess_images)
-from benchmark.datasets.registry import get_dataset, list_datasets, register_dataset
+from benchmark.datasets.registry import get_dataset, list_datasets, register_dataset, results_name
 
 __all__ = ["Batch", "ClickMeDataset", "SkipReport", "get_dataset", "list_datasets", "load_clickme",
-           "preprocess_heatmaps", "preprocess_images", "register_dataset"]
+           "preprocess_heatmaps", "preprocess_images", "register_dataset", "results_name"]

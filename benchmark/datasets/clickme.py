@@ -127,6 +127,8 @@ class ClickMeDataset:
     returns the local shard paths, downloading them if needed.
     """
 
+    task = "maps"  # the task kind that scores it (benchmark.tasks)
+
     def __init__(self, name: str, *, paths: Sequence[str | Path] | None = None, fetch: Any = None,
                  synthetic: bool = False, description: str = "") -> None:
         if (paths is None) == (fetch is None):

@@ -1,4 +1,10 @@
-"""Dataset names -> :class:`ClickMeDataset`: the named ClickMe sets of ``sources.json``, or a local path."""
+"""Dataset names and paths -> dataset objects (data only; :mod:`benchmark.tasks` scores them).
+
+Named: the ClickMe sets of ``sources.json``, ``clicktionary``, ``psychophysics``, ``it-arcaro2020`` and
+any registered with :func:`register_dataset`. Paths: a folder of ClickMe-format ``*.tfrecords``
+shards (or one shard), a Clicktionary release folder (``clicktionary.csv``), a psychophysics stimulus
+folder (``manifest.csv``), or IT recordings in ``.npz`` format.
+"""
 from __future__ import annotations
 
 import difflib
@@ -17,8 +23,8 @@ _FACTORIES: dict[str, Callable[..., Any]] = {}
 # name -> "module:factory"; factory(download=..., mirror=...) returns the dataset object.
 _BUILTIN: dict[str, str] = {
     "clicktionary": "benchmark.datasets.clicktionary:clicktionary_dataset",
-    "psychophysics": "benchmark.psychophysics.task:psychophysics_dataset",
-    "it-arcaro2020": "benchmark.neural.task:neural_dataset",
+    "psychophysics": "benchmark.psychophysics.data:psychophysics_dataset",
+    "it-arcaro2020": "benchmark.neural.data:neural_dataset",
 }
 
 
@@ -46,12 +52,12 @@ def list_datasets() -> list[str]:
     return list(load_sources()["datasets"]) + sorted(set(_FACTORIES) | set(_BUILTIN))
 
 
-def get_dataset(name_or_path: str, *, download: bool = True, mirror: str | None = None) -> ClickMeDataset:
+def get_dataset(name_or_path: str, *, download: bool = True, mirror: str | None = None) -> Any:
     """A named dataset (files fetched on first use; ``mirror``: a base URL or a local folder replacing
     the official location; ``download=False``: never touch the network) or a local folder of
-    ``*.tfrecords`` shards / a single shard file, a Clicktionary release folder (``clicktionary.csv``)
-    or a psychophysics stimulus folder (``manifest.csv`` + human responses). Nothing is read or
-    downloaded here.
+    ``*.tfrecords`` shards / a single shard file, a Clicktionary release folder (``clicktionary.csv``),
+    a psychophysics stimulus folder (``manifest.csv`` + human responses) or ``.npz`` IT recordings.
+    Nothing is read or downloaded here.
     """
     named = load_sources()["datasets"]
     if name_or_path in named:
@@ -68,9 +74,13 @@ def get_dataset(name_or_path: str, *, download: bool = True, mirror: str | None 
 
         return ClicktionaryDataset(path, name=path.resolve().name, description=f"Clicktionary release in {path}")
     if path.is_dir() and (path / "manifest.csv").is_file():  # a psychophysics stimulus folder (+ human responses)
-        from benchmark.psychophysics.task import psychophysics_folder
+        from benchmark.psychophysics.data import psychophysics_folder
 
         return psychophysics_folder(path)
+    if path.is_file() and path.suffix == ".npz":  # IT recordings (format: benchmark.neural.recordings)
+        from benchmark.neural.data import recordings_dataset
+
+        return recordings_dataset(path)
     if path.is_dir():
         files = sorted(path.glob("*.tfrecords"), key=natural_key)
         if not files:
@@ -87,6 +97,19 @@ def get_dataset(name_or_path: str, *, download: bool = True, mirror: str | None 
     raise InvalidInputError(
         f"unknown dataset {name_or_path!r}: not one of {', '.join(list_datasets())}, and no such folder or file.{hint}"
     )
+
+
+def results_name(name_or_path: str) -> str:
+    """The name a dataset's records are stored under, without opening it: a named dataset's own name,
+    a folder's name, a file's stem (what :func:`get_dataset` names the dataset)."""
+    if name_or_path in load_sources()["datasets"] or _factory(name_or_path) is not None:
+        return name_or_path
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path.resolve().name
+    if path.is_file():
+        return path.stem
+    return name_or_path
 
 
 def _manifest(folder: Path) -> dict:

@@ -11,7 +11,8 @@ Modules, one concern each (importing this package imports neither PyTorch nor Te
   :mod:`model_zoo.activations`;
 * :mod:`~benchmark.neural.pls` -- PLS regression from per-image moments (equal to scikit-learn's);
 * :mod:`~benchmark.neural.predictivity` -- leave-one-image-out scores, layer selection, ceilings, CIs;
-* :mod:`~benchmark.neural.task` -- the ``it-arcaro2020`` dataset object used by ``alignbench run``;
+* :mod:`~benchmark.neural.data` -- the recordings as a dataset (``it-arcaro2020``, a user's ``.npz``),
+  scored by :class:`benchmark.tasks.neural.NeuralTask`;
 * :mod:`~benchmark.neural.published` -- the published (digitized) points for ``plot-pareto``;
 * :mod:`~benchmark.neural.plots` -- predictivity against top-1, one subplot per panel;
 * :mod:`~benchmark.neural.synthetic` -- recordings in the release format with known ground truth.

@@ -27,11 +27,11 @@ from model_zoo.adapters.base import Adapter
 from model_zoo.errors import InvalidInputError
 from model_zoo.frameworks import import_tensorflow
 from model_zoo.preprocessing import BOUNDARY_SIZE, Preprocess
+from model_zoo.preprocessing_tf import TFPreprocess
 
 tf = import_tensorflow()
 import keras  # noqa: E402  (after TensorFlow, through the import guard)
 
-_TF_METHODS = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest"}
 
 
 # ---------------------------------------------------------------------- model surgery
@@ -141,7 +141,7 @@ class KerasAdapter(Adapter):
         outputs = getattr(self.logits_model, "outputs", None)
         if outputs and outputs[0].shape[-1] is not None:
             self.num_classes = int(outputs[0].shape[-1])
-        self._affine = self._make_affine()
+        self._preprocess = TFPreprocess(self.preprocess)
         self._predict_fn = tf.function(self._forward, reduce_retracing=True)
         self._saliency_fn = tf.function(self._forward_and_gradient, reduce_retracing=True)
 
@@ -159,27 +159,9 @@ class KerasAdapter(Adapter):
                 f"{side}x{side}; set input_size={shape[1]}"
             )
 
-    def _make_affine(self) -> "tuple[tf.Tensor, tf.Tensor, list[int] | None] | None":
-        p = self.preprocess
-        if p is None:
-            return None
-        gain, offset = p.affine()
-        order = [2, 1, 0] if p.channel_order == "BGR" else None
-        if order is not None:
-            gain, offset = tuple(gain[i] for i in order), tuple(offset[i] for i in order)
-        return tf.constant(gain, tf.float32), tf.constant(offset, tf.float32), order
-
     # ------------------------------------------------------------------ traced functions
     def _model_input(self, x: "tf.Tensor") -> "tf.Tensor":
-        p = self.preprocess
-        if p is None:
-            return x
-        gain, offset, order = self._affine  # type: ignore[misc]
-        if order is not None:  # RGB -> BGR; a reverse differentiates as a reverse (gather's gradient is a scatter)
-            x = tf.reverse(x, axis=[-1])
-        if p.resizes:
-            x = tf.image.resize(x, (p.input_size, p.input_size), method=_TF_METHODS[p.interpolation], antialias=False)
-        return x * gain + offset
+        return self._preprocess(x)
 
     def _forward(self, x: "tf.Tensor") -> "tf.Tensor":
         out = self.logits_model(self._model_input(x), training=False)

@@ -15,13 +15,12 @@ from model_zoo.adapters.base import Adapter
 from model_zoo.errors import InvalidInputError
 from model_zoo.frameworks import import_torch
 from model_zoo.preprocessing import Preprocess
+from model_zoo.preprocessing_torch import TorchPreprocess
 
 torch = import_torch()
 F = torch.nn.functional
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-# F.interpolate's "nearest" is the legacy floor rule; "nearest-exact" is half-pixel like TensorFlow.
-_TORCH_MODES = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest-exact"}
 
 
 def resolve_device(device: "str | torch.device") -> "torch.device":
@@ -72,35 +71,12 @@ class TorchAdapter(Adapter):
         if precision == "bfloat16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise InvalidInputError(f"precision: bfloat16 is not supported on {self.device}; use 'float16'")
         self.module = module.to(self.device)
-        self._gain_offset = self._make_affine()
+        self._preprocess = TorchPreprocess(self.preprocess, self.device)
 
     # ------------------------------------------------------------------ preprocessing
-    def _make_affine(self) -> "tuple[torch.Tensor, torch.Tensor, list[int] | None] | None":
-        """Per-channel (gain, offset) NCHW tensors in the model's channel order, and the reorder."""
-        p = self.preprocess
-        if p is None:
-            return None
-        gain, offset = p.affine()
-        order = [2, 1, 0] if p.channel_order == "BGR" else None
-        if order is not None:  # normalise in RGB, then reorder: fold the reorder into the constants
-            gain, offset = tuple(gain[i] for i in order), tuple(offset[i] for i in order)
-        as_tensor = lambda v: torch.tensor(v, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)  # noqa: E731
-        return as_tensor(gain), as_tensor(offset), order
-
     def _model_input(self, x_nhwc: "torch.Tensor") -> "torch.Tensor":
         """Boundary NHWC [0, 255] -> the module's NCHW input, differentiably."""
-        x = x_nhwc.permute(0, 3, 1, 2)
-        p = self.preprocess
-        if p is None:
-            return x.contiguous()
-        gain, offset, order = self._gain_offset  # type: ignore[misc]
-        if order is not None:  # RGB -> BGR (the only reorder): flip is cheaper than index and its backward
-            x = x.flip(1)
-        if p.resizes:
-            mode = _TORCH_MODES[p.interpolation]
-            kwargs = {} if mode == "nearest-exact" else {"align_corners": False, "antialias": False}
-            x = F.interpolate(x.contiguous(), size=(p.input_size, p.input_size), mode=mode, **kwargs)
-        return torch.addcmul(offset, x, gain).contiguous()
+        return self._preprocess(x_nhwc.permute(0, 3, 1, 2))
 
     # ------------------------------------------------------------------ running
     @contextlib.contextmanager

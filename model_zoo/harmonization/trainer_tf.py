@@ -47,6 +47,7 @@ tf = import_tensorflow()
 import keras  # noqa: E402
 
 from model_zoo.harmonization import loss_tf  # noqa: E402
+from model_zoo.preprocessing_tf import TFPreprocess  # noqa: E402
 
 def pick_strategy(tpu: str | None = None) -> Any:
     """TPUStrategy when a TPU resolves, MirroredStrategy on >1 GPU, else the default strategy.
@@ -238,12 +239,7 @@ def _distribute(strategy: Any, b: D.TrainBatch, num_classes: int) -> Any:
 
 def _make_step(strategy: Any, model: Any, optimizer: Any, arch: Architecture, config: TrainConfig,
                decay: list[Any]) -> Callable[[Any], Any]:
-    pre = arch.preprocess
-    gain, offset = pre.affine()
-    gain = tf.constant(np.asarray(gain, np.float32).reshape(1, 1, 1, 3))
-    offset = tf.constant(np.asarray(offset, np.float32).reshape(1, 1, 1, 3))
-    size = pre.input_size
-    method = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest"}.get(pre.interpolation, "bilinear")
+    preprocess = TFPreprocess(arch.preprocess)  # the Keras adapter's own function
     replicas = float(strategy.num_replicas_in_sync)
     kw = dict(lambda_harmonization=config.lambda_harmonization, weight_decay=config.weight_decay,
               label_smoothing=config.label_smoothing, levels=config.pyramid_levels,
@@ -251,12 +247,8 @@ def _make_step(strategy: Any, model: Any, optimizer: Any, arch: Architecture, co
               token_normalise=config.token_normalise, decay_vars=decay, harmonize=config.harmonize)
 
     def replica_step(x: Any, y: Any, h: Any, t: Any) -> Any:
-        if x.shape[1] != size or x.shape[2] != size:
-            x = tf.image.resize(x, (size, size), method=method)
-            h = tf.image.resize(h[..., None], (size, size), method="bilinear")[..., 0]
-        x = x * gain + offset
-        if pre.channel_order == "BGR":
-            x = x[..., ::-1]
+        h = preprocess.resize_maps(h)
+        x = preprocess(x)
         with tf.GradientTape() as tape:
             terms = loss_tf.harmonizer_loss(model, x, y, h, t, **kw)
             # each replica's terms are means over its slice: the global mean is their sum / R

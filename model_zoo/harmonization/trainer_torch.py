@@ -43,9 +43,9 @@ from model_zoo.harmonization.schedule import schedule_from_config
 
 torch = import_torch()
 import torch.distributed as dist  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from model_zoo.harmonization.loss_torch import decay_parameters, harmonizer_loss  # noqa: E402
+from model_zoo.preprocessing_torch import TorchPreprocess  # noqa: E402
 
 @dataclass
 class Distributed:
@@ -79,21 +79,13 @@ class _Inputs:
     """numpy NHWC [0, 255] batch -> the model's input tensors (resize, normalise, NCHW)."""
 
     def __init__(self, arch: Architecture, device: Any, channels_last: bool):
-        gain, offset = arch.preprocess.affine()
-        self.gain = torch.tensor(gain, device=device).view(1, 3, 1, 1)
-        self.offset = torch.tensor(offset, device=device).view(1, 3, 1, 1)
-        self.pre, self.device, self.channels_last = arch.preprocess, device, channels_last
+        self.preprocess = TorchPreprocess(arch.preprocess, device)  # the adapter's own function
+        self.device, self.channels_last = device, channels_last
 
     def __call__(self, b: D.TrainBatch) -> tuple[Any, Any, Any, Any]:
         x = torch.from_numpy(b.images).to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-        h = torch.from_numpy(b.heatmaps).to(self.device, non_blocking=True)
-        size = self.pre.input_size
-        if x.shape[-1] != size or x.shape[-2] != size:
-            x = F.interpolate(x, (size, size), mode=self.pre.interpolation, align_corners=False)
-            h = F.interpolate(h[:, None], (size, size), mode="bilinear", align_corners=False)[:, 0]
-        x = x * self.gain + self.offset
-        if self.pre.channel_order == "BGR":
-            x = x.flip(1)
+        h = self.preprocess.resize_maps(torch.from_numpy(b.heatmaps).to(self.device, non_blocking=True))
+        x = self.preprocess(x)
         x = x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         return x, torch.from_numpy(b.labels).to(self.device), h, torch.from_numpy(b.tokens).to(self.device)
 

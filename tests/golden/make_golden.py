@@ -36,7 +36,7 @@ def make_datasets(root: Path) -> dict[str, Path]:
     from benchmark.datasets.synthetic import write_clickme_shards
     from benchmark.neural import synthetic as neural_synthetic
     from benchmark.psychophysics import humans
-    from benchmark.psychophysics.task import make_stimuli_from
+    from benchmark.psychophysics.data import make_stimuli_from
 
     maps = root / "golden-maps"
     write_clickme_shards(maps, N_MAPS_IMAGES, n_shards=2, n_participants=3, n_classes=10, seed=0)
@@ -53,15 +53,15 @@ def make_datasets(root: Path) -> dict[str, Path]:
     return {"maps": maps, "clicktionary": clicktionary, "psychophysics": psy, "neural": neural}
 
 
-def open_dataset(task: str, path: Path):
-    """The dataset object alignbench runs on for ``task`` at ``path``."""
-    from benchmark.datasets import get_dataset
+def open_task(task: str, path: Path):
+    """The task alignbench runs for ``task`` at ``path``."""
+    from benchmark.tasks import get_task
 
     if task == "neural":
-        from benchmark.neural.task import neural_dataset
+        from benchmark.neural.data import neural_dataset
 
-        return neural_dataset(root=path, download=False, max_layers=3, n_resamples=200)
-    return get_dataset(str(path), download=False)
+        return get_task(neural_dataset(root=path, download=False), max_layers=3, n_resamples=200)
+    return get_task(str(path), download=False)
 
 
 def machine() -> dict[str, str]:
@@ -96,16 +96,16 @@ def main(out: Path) -> None:
         tmp = Path(tmp)
         paths = make_datasets(tmp / "data")
         for task, path in paths.items():
-            dataset = open_dataset(task, path)
+            the_task = open_task(task, path)
             config = runner.RunConfig(dataset=str(path), models=list(MODELS), results_dir=tmp / "results",
                                       batch_size=BATCH, device="cpu", weights="random", progress=False)
-            summary = runner.run(config, dataset=dataset)
+            summary = runner.run(config, task=the_task)
             failed = [f"{o.model}: {o.error}" for o in summary.outcomes if o.status != "ok"]
             if failed:
                 raise SystemExit(f"{task}: " + "; ".join(failed))
             dest = out / task
             shutil.rmtree(dest, ignore_errors=True)
-            shutil.copytree(tmp / "results" / dataset.name, dest,
+            shutil.copytree(tmp / "results" / the_task.name, dest,
                             ignore=shutil.ignore_patterns(".partial", "*.png", "*.svg", "*.pdf"))
     write_machine(out)
 
