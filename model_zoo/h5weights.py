@@ -53,21 +53,25 @@ def read_h5_layers(path: str | Path) -> list[H5Layer]:
     with f:
         root = f["model_weights"] if "model_weights" in f else f
         if "layer_names" not in root.attrs:
-            raise InvalidInputError(f"{path}: an HDF5 file, but not a Keras weights file (no 'layer_names' attribute)")
+            raise InvalidInputError(f"{path}: an HDF5 file, but not a legacy Keras weights file (no 'layer_names' "
+                                    "attribute; a Keras 3 '.weights.h5' or another library's file?)")
         layers = []
-        for raw in root.attrs["layer_names"]:
-            name = _text(raw)
-            group = root[name]
-            names = [_text(w) for w in group.attrs.get("weight_names", [])]
-            if not names:
-                continue
-            weights = []
-            for wname in names:
-                key = _SUFFIX.sub("", wname)
-                # Keras 2 names variables "<layer>/<var>"; Keras 3's legacy writer may store "<var>" only
-                key = key if key.startswith(name + "/") else f"{name}/{key}"
-                weights.append((key, np.asarray(group[wname][()])))
-            layers.append(H5Layer(name, tuple(weights)))
+        try:
+            for raw in root.attrs["layer_names"]:
+                name = _text(raw)
+                group = root[name]
+                names = [_text(w) for w in group.attrs.get("weight_names", [])]
+                if not names:
+                    continue
+                weights = []
+                for wname in names:
+                    key = _SUFFIX.sub("", wname)
+                    # Keras 2 names variables "<layer>/<var>"; Keras 3's legacy writer may store "<var>" only
+                    key = key if key.startswith(name + "/") else f"{name}/{key}"
+                    weights.append((key, np.asarray(group[wname][()])))
+                layers.append(H5Layer(name, tuple(weights)))
+        except (KeyError, OSError) as exc:  # a listed layer or array that is absent or unreadable
+            raise InvalidInputError(f"{path}: a damaged Keras weights file ({type(exc).__name__}: {exc})") from None
     if not layers:
         raise InvalidInputError(f"{path}: a Keras weights file with no weights in it")
     return layers
@@ -136,7 +140,8 @@ def load_into_keras(model, path: str | Path, *, rename: Callable[[str], str] = l
             continue
         for var, (wpath, value) in zip(variables, file_layer.weights):
             fparts, kparts = wpath.split("/"), var.path.replace(".", "/").split("/")
-            if _KERAS3_VARIABLE.get(fparts[-1], fparts[-1]) != kparts[-1] or fparts[-2] not in (kparts[-2], file_layer.name.split("/")[-1], kname):
+            parents = (kparts[-2], file_layer.name.split("/")[-1], kname)
+            if _KERAS3_VARIABLE.get(fparts[-1], fparts[-1]) != kparts[-1] or fparts[-2] not in parents:
                 mismatched.append(f"{wpath} for model variable {var.path}")
             elif tuple(value.shape) != tuple(var.shape):
                 mismatched.append(f"{wpath} {tuple(value.shape)}, model {tuple(var.shape)}")

@@ -6,8 +6,8 @@ set in that child only) builds each architecture under Keras 2 with the authors'
 seeded random weights, writes it as the released files are (legacy HDF5: ``model.save``; LeViT with
 ``save_weights``, the other layout ``load_weights`` accepts) and computes the reference logits and
 saliency maps of two images with the authors' preprocessing. This process then loads the files
-through alignbench, as a Keras model where the catalog row is one, and as a PyTorch model folder
-written by ``alignbench models convert`` for all seven, and compares.
+through alignbench as the catalog rows load them (Keras 3 for four, PyTorch for the three kecam
+ones) and as PyTorch model folders written by ``alignbench models convert``, and compares.
 
 "Relative" below is the largest absolute difference over the largest reference magnitude: logits
 within 1e-4, maps within 1e-3. Models are built at reduced size where weights do not depend on it
@@ -164,8 +164,10 @@ def keras_float64_parity(model_id: str, ref: Reference, labels: np.ndarray) -> N
     from model_zoo.weights import WeightsRequest
 
     spec = replace(get_spec(model_id), input_size=ref.inputs64.shape[1])
-    old = keras.config.floatx()
-    keras.config.set_floatx("float64")  # also while calling: Keras casts inputs by the global floatx
+    old = keras.config.floatx(), keras.config.dtype_policy()
+    # both: layers take the global dtype policy once one exists, inputs the floatx (also when called)
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
     try:
         model = harmonized.build(spec, WeightsRequest("file", ref.h5)).model
         x = tf.constant(ref.inputs64)
@@ -175,7 +177,8 @@ def keras_float64_parity(model_id: str, ref: Reference, labels: np.ndarray) -> N
             target = tf.reduce_sum(tf.gather(logits, labels, axis=1, batch_dims=1))
         maps = tf.reduce_max(tf.abs(tape.gradient(target, x)), axis=-1).numpy()
     finally:
-        keras.config.set_floatx(old)
+        keras.config.set_floatx(old[0])
+        keras.config.set_dtype_policy(old[1])
     assert_parity(logits.numpy(), maps, ref.logits64, ref.saliency64, f"{model_id} Keras 3 float64")
 
 
@@ -201,16 +204,23 @@ def test_keras_rows_match_their_keras_2_originals(model_id, references, images):
 
 
 @pytest.mark.parametrize("model_id", [m for m in MODELS if m not in KERAS_ROWS])
-def test_kecam_rows_run_in_pytorch_and_match_kecam(model_id, references, images):
+def test_kecam_rows_run_in_pytorch_and_match_kecam(model_id, references, images, tmp_path):
+    """The catalog row (PyTorch), and its converted folder, which holds the same weights."""
+    from model_zoo.convert.export import convert
+
     ref = references[model_id]
     adapter = adapter_at(model_id, ref)
     assert adapter.framework == "torch" and adapter.weights_sha256 == sha256_file(ref.h5)
     logits, maps = adapter.predict_and_saliency(*images)
     assert_parity(logits, maps, ref.logits, ref.saliency, f"{model_id} catalog row (PyTorch)")
+    meta = convert(replace(get_spec(model_id), input_size=ref.size), tmp_path / "torch", weights=ref.h5)
+    folder = load(meta.parent)
+    assert folder.spec.id == f"{model_id}_torch" and folder.spec.harmonized
+    np.testing.assert_allclose(folder.predict(images[0]), logits, rtol=1e-6, atol=1e-6 * np.abs(logits).max())
 
 
-# ---------------------------------------------------------------------- PyTorch folders of all seven
-@pytest.mark.parametrize("model_id", list(MODELS))
+# ---------------------------------------------------------------------- PyTorch folders of the Keras rows
+@pytest.mark.parametrize("model_id", KERAS_ROWS)
 def test_converted_folder_matches_the_keras_original(model_id, references, images, tmp_path):
     from model_zoo.convert.export import convert
 

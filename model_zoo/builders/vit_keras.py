@@ -1,7 +1,8 @@
-"""ViT-B/16 in Keras 3, equivalent to ``vit_keras.vit.vit_b16`` (faustomorales/vit-keras, which does not
-support Keras 3).
+"""ViT-B/16 in Keras 3, equivalent to ``vit_keras.vit.vit_b16`` of vit_keras 0.1 (faustomorales/vit-keras),
+the version whose layer names the harmonized file carries (0.2 runs on Keras 3 but renamed the layers).
 
-What makes it equivalent (checked against vit_keras's ``vit.py``/``layers.py``/``utils.py``):
+What makes it equivalent (checked against vit_keras's ``vit.py``/``layers.py``/``utils.py``, and by
+``tests/test_zoo_harmonized.py`` against vit_keras 0.1 itself under Keras 2):
 
 * the same graph: 16x16 patch conv ``embedding`` -> class token -> learned position embeddings -> 12
   pre-norm transformer blocks (LayerNorm eps 1e-6, 12-head attention scaled by sqrt(64), exact GELU MLP
