@@ -73,7 +73,8 @@ def test_mismatch_error_counts_and_names_the_first_few():
                          unexpected=["conv1_conv"], mismatched=["a (1,) -> b (2,)"])
     msg = str(err)
     assert msg.startswith("w.h5: weights do not fit timm levit_128: ")
-    assert "9 layer(s) of the architecture are missing from the file (stages.0, stages.1, stages.2, stages.3, stages.4, ...)" in msg
+    assert ("9 layer(s) of the architecture are missing from the file "
+            "(stages.0, stages.1, stages.2, stages.3, stages.4, ...)") in msg
     assert "1 layer(s) of the file are unexpected (conv1_conv)" in msg and "1 array(s) do not match" in msg
 
 

@@ -113,8 +113,8 @@ def references(tmp_path_factory, images) -> dict[str, Reference]:
         with np.load(entry["out"]) as npz:
             arrays = {k: npz[k] for k in npz.files}
         inputs64 = np.load(entry["float64_inputs"]) if "float64_inputs" in entry else None
-        out[entry["id"]] = Reference(entry["id"], entry["size"], Path(entry["h5"]), arrays["logits"], arrays["saliency"],
-                                     inputs64, arrays.get("logits64"), arrays.get("saliency64"))
+        out[entry["id"]] = Reference(entry["id"], entry["size"], Path(entry["h5"]), arrays["logits"],
+                                     arrays["saliency"], inputs64, arrays.get("logits64"), arrays.get("saliency64"))
     return out
 
 
@@ -183,7 +183,8 @@ def keras_float64_parity(model_id: str, ref: Reference, labels: np.ndarray) -> N
 
 
 def float32_max_pooling_parity(logits, maps, ref: Reference, what: str) -> None:
-    e_logits, e_l2 = relative(logits, ref.logits), float(np.linalg.norm(maps - ref.saliency) / np.linalg.norm(ref.saliency))
+    e_logits = relative(logits, ref.logits)
+    e_l2 = float(np.linalg.norm(maps - ref.saliency) / np.linalg.norm(ref.saliency))
     print(f"\n{what} float32: logits {e_logits:.1e}, maps {relative(maps, ref.saliency):.1e} (max), {e_l2:.1e} (L2)")
     assert e_logits <= LOGITS_RTOL, f"{what}: logits differ by {e_logits:.2e} of their largest magnitude"
     assert e_l2 <= MAPS_L2_FLOAT32_MAX_POOLING, f"{what}: saliency maps differ by {e_l2:.2e} in relative L2 norm"
@@ -247,7 +248,8 @@ def test_cli_converts_resnet50v2_for_run(references, images, tmp_path, clickme_d
 
     ref = references["harmonized_resnet50v2"]
     out = tmp_path / "resnet50v2-torch"
-    assert main(["models", "convert", "harmonized_resnet50v2", str(out), "--to", "torch", "--weights", str(ref.h5)]) == 0
+    argv = ["models", "convert", "harmonized_resnet50v2", str(out), "--to", "torch", "--weights", str(ref.h5)]
+    assert main(argv) == 0
     assert str(out) in capsys.readouterr().out
     adapter = load(out)
     assert relative(adapter.predict(images[0]), ref.logits) <= LOGITS_RTOL

@@ -162,6 +162,7 @@ def _convert(args: argparse.Namespace) -> int:
 
     meta = convert(args.model_id, args.out, to=args.to, weights=args.weights)
     doc = json.loads(meta.read_text(encoding="utf-8"))
-    print(f"wrote {meta.parent} ({doc['id']}: {doc['architecture']['library']}, weights sha256 {doc['weights_sha256'][:12]}...)")
+    arch = doc["architecture"]
+    print(f"wrote {meta.parent} ({doc['id']}: {arch['library']}; safetensors sha256 {doc['weights_sha256'][:12]}...)")
     print(f"score it with: alignbench run --model {meta.parent}")
     return 0

@@ -88,14 +88,16 @@ def _compiled(rules: Sequence[Rule]) -> list[tuple[re.Pattern, Rule]]:
     return [(re.compile(rule.keras), rule) for rule in rules]
 
 
-def convert_layers(layers: Sequence[H5Layer], rules: Sequence[Rule]) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
+def convert_layers(layers: Sequence[H5Layer], rules: Sequence[Rule]
+                   ) -> tuple[dict[str, np.ndarray], dict[str, str], list[str], list[str]]:
     """Apply ``rules`` to the file's layers: (PyTorch key -> array, PyTorch key -> Keras variable it
-    came from, Keras layers no rule claims)."""
+    came from, Keras layers no rule claims, variables whose array the rule's transform refused)."""
     compiled = _compiled(rules)
     state: dict[str, np.ndarray] = {}
     origin: dict[str, str] = {}
     parts: dict[str, tuple[Rule, dict[int, np.ndarray]]] = {}
     unexpected: list[str] = []
+    refused: list[str] = []
     for layer in layers:
         for wpath, value in layer.weights:
             layer_path, _, leaf = wpath.rpartition("/")
@@ -109,7 +111,11 @@ def convert_layers(layers: Sequence[H5Layer], rules: Sequence[Rule]) -> tuple[di
                 continue
             match, rule = found
             name, transform = entry
-            array = np.ascontiguousarray(TRANSFORMS[transform](value), dtype=np.float32)
+            try:
+                array = np.ascontiguousarray(TRANSFORMS[transform](value), dtype=np.float32)
+            except (InvalidInputError, ValueError) as exc:  # e.g. a position table that is not square
+                refused.append(f"{wpath} {value.shape}: {exc}")
+                continue
             for template in (rule.torch,) if isinstance(rule.torch, str) else rule.torch:
                 key = _render(template, match) + (f".{name}" if name else "")
                 origin[key] = wpath
@@ -120,7 +126,7 @@ def convert_layers(layers: Sequence[H5Layer], rules: Sequence[Rule]) -> tuple[di
     for key, (rule, chunks) in parts.items():
         if len(chunks) == len(rule.concat):  # an incomplete set leaves the key missing
             state[key] = np.concatenate([chunks[i] for i in sorted(chunks)], axis=0)
-    return state, origin, unexpected
+    return state, origin, unexpected, refused
 
 
 def _module_of(key: str) -> str:
@@ -139,14 +145,14 @@ def load_keras_h5_into_torch(module: Any, path: str | Path, model_id: str, *, ar
     rules = WEIGHT_MAPS.get(model_id)
     if rules is None:
         raise InvalidInputError(f"model {model_id!r}: no Keras -> PyTorch weight map; known: {sorted(WEIGHT_MAPS)}")
-    state, origin, unexpected = convert_layers(read_h5_layers(path), rules)
+    state, origin, unexpected, mismatched = convert_layers(read_h5_layers(path), rules)
     own = module.state_dict()
     # parameters and batch-norm statistics must come from the file; counters (num_batches_tracked) need not
     required = [k for k in own if not k.endswith("num_batches_tracked")]
     missing = [_module_of(k) for k in required if k not in state]
     unexpected += [origin[k].rpartition("/")[0] for k in state if k not in own]
-    mismatched = [f"{origin[k]} {state[k].shape} -> {k} {tuple(own[k].shape)}" for k in state
-                  if k in own and tuple(own[k].shape) != state[k].shape]
+    mismatched += [f"{origin[k]} {state[k].shape} -> {k} {tuple(own[k].shape)}" for k in state
+                   if k in own and tuple(own[k].shape) != state[k].shape]
     if missing or unexpected or mismatched:
         raise mismatch_error(path, architecture or model_id, missing=missing, unexpected=unexpected,
                              mismatched=mismatched)

@@ -50,7 +50,7 @@ RESNET50V2 = (
     Rule("predictions", "fc", "dense"),
 )
 
-# the `efficientnet` package's EfficientNetB0 (same names as keras.applications; head "probs") -> timm tf_efficientnet_b0
+# the `efficientnet` package's EfficientNetB0 (keras.applications' names; head "probs") -> timm tf_efficientnet_b0
 EFFICIENTNET_B0 = (
     Rule("stem_conv", "conv_stem", "conv"),
     Rule("stem_bn", "bn1", "bn"),
