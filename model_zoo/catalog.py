@@ -9,6 +9,9 @@
   own hub/cache fetches the weights: timm, torchvision, keras.applications, open_clip);
 * ``weights_sha256``: expected digest of that file (blank: not known, the digest is recorded instead).
 
+``framework`` is the framework alignbench runs a model in. It differs from the reference (the
+authors' framework) for the rows of :data:`FRAMEWORK_CHANGED`.
+
 Two numeric columns were made exact where the reference rounded a library constant: Keras caffe-mode
 mean (``keras.applications.imagenet_utils``: BGR 103.939, 116.779, 123.68, written in RGB 0-1 units) and
 the 1/255 std that marks "feed raw 0-255 pixels".
@@ -39,6 +42,16 @@ PAPER_FAMILY_COUNTS = {"cnn": 50, "cnn_extra_data": 6, "transformer": 10, "self_
 
 _REQUIRED = ("id", "display_name", "family", "framework", "source", "source_id", "input_size", "builder")
 
+
+# Rows run in another framework than the reference's (the authors'): reference -> catalog. The
+# authors built these with keras-cv-attention-models under Keras 2, whose MaxViT and LeViT do not
+# build under Keras 3; their weights are converted on load to the timm models that compute the same
+# function (model_zoo.convert, model_zoo.builders.harmonized).
+FRAMEWORK_CHANGED = {
+    "harmonized_convnext_tiny": ("keras", "torch"),
+    "harmonized_maxvit_tiny": ("keras", "torch"),
+    "harmonized_levit_128": ("keras", "torch"),
+}
 
 # Harmonized catalog rows -> the catalog row of the same architecture without the harmonizer.
 HARMONIZED_BASES = {

@@ -39,6 +39,7 @@ CATALOG_BUILDERS = {
     "resnet50_checkpoint": "checkpoints",
     "clip_zeroshot": "clip_zeroshot",
     "harmonized": "harmonized",
+    "harmonized_torch": "harmonized_torch",  # PyTorch forms of the harmonized rows (exported folders)
     "vit_keras": "vit_keras",
     "demo_cnn": "demo_cnn",  # the small CNN `alignbench demo` trains (exported folders only)
 }

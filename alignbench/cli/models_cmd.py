@@ -1,4 +1,5 @@
-"""``alignbench models list|show``: print the model catalog (catalog rows and registered models)."""
+"""``alignbench models list|show|convert``: print the model catalog (catalog rows and registered
+models); convert a harmonized model to a PyTorch model folder."""
 from __future__ import annotations
 
 import argparse
@@ -43,6 +44,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("model_id")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(handler=_show)
+
+    convert = sub.add_parser("convert", help="write a harmonized model as a PyTorch model folder",
+                             description="Convert a released harmonized model (the authors' Keras .h5) into an "
+                             "exported model folder of safetensors weights for its PyTorch port, which "
+                             "`alignbench run --model OUT` and model_zoo.load(OUT) accept.")
+    convert.add_argument("model_id", help="a harmonized catalog id (alignbench models list --track harmonized)")
+    convert.add_argument("out", help="the folder to write")
+    convert.add_argument("--to", choices=("torch",), required=True, help="target framework")
+    convert.add_argument("--weights", default="pretrained",
+                         help="'pretrained' (the released file: cache, mirror or download) or a local .h5")
+    convert.set_defaults(handler=_convert)
 
 
 def preprocessing_summary(spec: Any) -> str:
@@ -142,4 +154,15 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     width = max(len(k) for k in info)
     print("\n".join(f"{k.ljust(width)}  {v}" for k, v in info.items() if v != ""))
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from model_zoo.convert.export import convert
+
+    meta = convert(args.model_id, args.out, to=args.to, weights=args.weights)
+    doc = json.loads(meta.read_text(encoding="utf-8"))
+    arch = doc["architecture"]
+    print(f"wrote {meta.parent} ({doc['id']}: {arch['library']}; safetensors sha256 {doc['weights_sha256'][:12]}...)")
+    print(f"score it with: alignbench run --model {meta.parent}")
     return 0

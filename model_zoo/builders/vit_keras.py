@@ -1,7 +1,8 @@
-"""ViT-B/16 in Keras 3, equivalent to ``vit_keras.vit.vit_b16`` (faustomorales/vit-keras, which does not
-support Keras 3).
+"""ViT-B/16 in Keras 3, equivalent to ``vit_keras.vit.vit_b16`` of vit_keras 0.1 (faustomorales/vit-keras),
+the version whose layer names the harmonized file carries (0.2 runs on Keras 3 but renamed the layers).
 
-What makes it equivalent (checked against vit_keras's ``vit.py``/``layers.py``/``utils.py``):
+What makes it equivalent (checked against vit_keras's ``vit.py``/``layers.py``/``utils.py``, and by
+``tests/test_zoo_harmonized.py`` against vit_keras 0.1 itself under Keras 2):
 
 * the same graph: 16x16 patch conv ``embedding`` -> class token -> learned position embeddings -> 12
   pre-norm transformer blocks (LayerNorm eps 1e-6, 12-head attention scaled by sqrt(64), exact GELU MLP
@@ -10,7 +11,7 @@ What makes it equivalent (checked against vit_keras's ``vit.py``/``layers.py``/`
   ``Transformer/encoderblock_0`` is ``Transformer.encoderblock_0`` here (:func:`keras_layer_name`);
 * the same sub-layer and variable order inside a block (attention query/key/value/out, MLP Dense_0 and
   Dense_1, LayerNorm_0, LayerNorm_2), so a ``.h5`` saved from vit_keras loads weight by weight. The
-  loader (:func:`model_zoo.builders.harmonized.load_h5_by_name`) also checks every variable's name and
+  loader (:func:`model_zoo.h5weights.load_into_keras`) also checks every variable's name and
   shape against the file, so a mismatch fails loudly rather than loading silently shuffled weights.
 
 Pretrained weights for ``vit_keras_vit_b16`` are vit_keras's ImageNet-21k+2012 ``.npz`` (the original
@@ -207,7 +208,7 @@ def build(spec: ModelSpec, request: WeightsRequest) -> Built:
     if Path(path).suffix == ".npz":
         load_npz(model, Path(path))
     else:
-        from model_zoo.builders.harmonized import load_h5_by_name
+        from model_zoo.h5weights import load_into_keras
 
-        load_h5_by_name(model, Path(path), rename=keras_layer_name)
+        load_into_keras(model, Path(path), rename=keras_layer_name)
     return Built(model, sha256_file(path), Path(path))
