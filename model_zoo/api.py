@@ -40,7 +40,7 @@ from typing import Any, Iterable
 
 from model_zoo.catalog import FAMILIES, FRAMEWORKS, PAPER_LEVELS, ModelSpec
 from model_zoo.errors import InvalidInputError, UnknownModelError
-from model_zoo.fileio import atomic_write_json, sha256_file
+from model_zoo.fileio import atomic_output, atomic_write_json, sha256_file
 
 MODEL_FOLDER_FORMAT = "alignbench-model/1"
 MODEL_FOLDER_FILE = "alignbench_model.json"
@@ -314,9 +314,8 @@ def save_model_folder(folder: str | os.PathLike, model: Any, *, id: str, framewo
         atomic_write_bytes(folder / wname, save(state))
     elif framework == "keras":
         wname = "model.keras"
-        tmp = folder / f".{wname}.tmp.keras"
-        model.save(str(tmp))
-        os.replace(tmp, folder / wname)
+        with atomic_output(folder / wname, suffix=".keras") as tmp:  # Keras picks the format by extension
+            model.save(str(tmp))
     else:
         raise InvalidInputError(f"save_model_folder: framework must be one of {FRAMEWORKS}, got {framework!r}")
     doc = {

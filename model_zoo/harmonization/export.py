@@ -7,12 +7,10 @@ last, both atomically, so a folder with a JSON always has complete weights whose
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from model_zoo.fileio import atomic_write_bytes, atomic_write_json, sha256_file
+from model_zoo.fileio import atomic_output, atomic_write_bytes, atomic_write_json, sha256_file
 
 FORMAT = "alignbench-model/1"
 MANIFEST = "alignbench_model.json"
@@ -57,14 +55,8 @@ def export_keras(model: Any, out_dir: str | Path, **fields: Any) -> Path:
     manifest; returns the folder."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".model.", suffix=".keras")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, out / "model.keras")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(out / "model.keras", suffix=".keras") as tmp:  # Keras picks the format by extension
+        model.save(str(tmp))
     doc = manifest(framework="keras", weights="model.keras", weights_sha256=sha256_file(out / "model.keras"),
                    **fields)
     atomic_write_json(out / MANIFEST, doc)
