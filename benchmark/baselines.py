@@ -76,9 +76,10 @@ def ensure_ceiling(dataset, results_dir: str | Path, *, force: bool = False, n_s
             # a distinct seed per chunk: no two images of the dataset share a random stream of splits
             score = metrics.split_half_ceiling(buffer, n_splits=n_splits, seed=seed + 7919 * chunks_done)
             chunks_done += 1
-            n = int(score.n)
-            total += n
-            weighted += score.value * n
+            n = int(score.n) - int(score.n_undefined)  # images with a defined split-half rho
+            if n:
+                total += n
+                weighted += score.value * n
             n_excluded += int(getattr(score, "n_undefined", 0) or 0)
             buffer.clear()
 
@@ -87,6 +88,10 @@ def ensure_ceiling(dataset, results_dir: str | Path, *, force: bool = False, n_s
             if len(buffer) == chunk:
                 flush()
         flush()
+        if total == 0 and n_excluded:  # e.g. constant participant maps: undefined, never a ceiling of 1
+            log.warning("dataset %s: the split-half Spearman of participants' maps is undefined for all %d images "
+                        "(constant maps): no ceiling, alignment is left undefined", dataset.name, n_excluded)
+            return None
         if total == 0:
             raise InvalidInputError(f"dataset {dataset.name}: no image has maps from 2 or more participants, "
                                     "so no split-half ceiling can be computed")

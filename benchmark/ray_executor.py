@@ -34,7 +34,7 @@ def _score_file(dataset_name: str, download: bool, file_name: str, model_id: str
         logits, maps = adapter.predict_and_saliency(batch.images, batch.labels)
         maps = np.asarray(maps, dtype=np.float32)
         runner._check_maps(maps, len(batch.labels), model_id)
-        cols = runner.score_batch(maps, batch.heatmaps)
+        cols = runner.score_batch(maps, batch.heatmaps, getattr(batch, "human_ranks", None))
         cols.update(image_id=np.asarray(batch.ids), label=np.asarray(batch.labels, dtype=np.int64),
                     pred=np.asarray(logits).argmax(axis=1).astype(np.int64))
         parts.append(cols)

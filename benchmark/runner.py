@@ -352,7 +352,9 @@ def run_model(dataset, model_id: str, config: RunConfig, *, ceiling: dict[str, A
                 logits, maps = adapter.predict_and_saliency(batch.images, batch.labels)
                 maps = np.asarray(maps, dtype=np.float32)
                 _check_maps(maps, len(batch.labels), model_id)
-                ranked = human_ranks.get(batch.ids, batch.heatmaps) if human_ranks else None
+                ranked = getattr(batch, "human_ranks", None)  # ranked once, in the prepared copy
+                if ranked is None and human_ranks:
+                    ranked = human_ranks.get(batch.ids, batch.heatmaps)
                 cols = score_batch(maps, batch.heatmaps, ranked)
                 cols.update(image_id=np.asarray(batch.ids), label=np.asarray(batch.labels, dtype=np.int64),
                             pred=np.asarray(logits).argmax(axis=1).astype(np.int64))
