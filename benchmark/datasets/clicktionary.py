@@ -236,8 +236,8 @@ class ClicktionaryDataset:
         unit = prepared_copy.open_unit(self._unit_key(), n, np.arange(n)) if use_prepared else None
         if unit is not None:
             lo = min(start, n)
-            yield from prepared_copy.read_batches([prepared_copy.Segment(unit, lo, lo + len(chosen),
-                                                               [it.image_id for it in chosen])], batch_size)
+            segment = prepared_copy.Segment(unit, lo, lo + len(chosen), [it.image_id for it in chosen])
+            yield from prepared_copy.read_batches([segment], batch_size)
             return
         writer = (prepared_copy.UnitWriter.start(self._unit_key(), n, f"Clicktionary release {self.root}")
                   if use_prepared and len(chosen) == n else None)
