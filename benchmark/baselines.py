@@ -62,9 +62,10 @@ def ensure_ceiling(dataset, results_dir: str | Path, *, force: bool = False, n_s
             # a distinct seed per chunk: no two images of the dataset share a random stream of splits
             score = metrics.split_half_ceiling(buffer, n_splits=n_splits, seed=seed + 7919 * chunks_done)
             chunks_done += 1
-            n = int(score.n)
-            total += n
-            weighted += score.value * n
+            n = int(score.n) - int(score.n_undefined)  # images with a defined split-half rho
+            if n:
+                total += n
+                weighted += score.value * n
             n_excluded += int(getattr(score, "n_undefined", 0) or 0)
             buffer.clear()
 
@@ -73,6 +74,10 @@ def ensure_ceiling(dataset, results_dir: str | Path, *, force: bool = False, n_s
             if len(buffer) == chunk:
                 flush()
         flush()
+        if total == 0 and n_excluded:  # e.g. constant participant maps: undefined, never a ceiling of 1
+            log.warning("dataset %s: the split-half Spearman of participants' maps is undefined for all %d images "
+                        "(constant maps): no ceiling, alignment is left undefined", dataset.name, n_excluded)
+            return None
         if total == 0:
             raise InvalidInputError(f"dataset {dataset.name}: no image has maps from 2 or more participants, "
                                     "so no split-half ceiling can be computed")
@@ -81,8 +86,9 @@ def ensure_ceiling(dataset, results_dir: str | Path, *, force: bool = False, n_s
                   "dataset_fingerprint": dataset.fingerprint(), "value": value,
                   "source": "computed: split-half Spearman of participants' maps",
                   "method": {"name": "split_half_ceiling", "n_splits": n_splits, "seed": seed},
-                  "n_images": total, "n_excluded": n_excluded,
-                  **scores.score_fields(value, score_name=CEILING_SCORE_NAME, n=total, n_undefined=n_excluded)}
+                  "n_images": total + n_excluded, "n_excluded": n_excluded,  # n_excluded: no defined split
+                  **scores.score_fields(value, score_name=CEILING_SCORE_NAME, n=total + n_excluded,
+                                        n_undefined=n_excluded)}
     else:
         published = next((v for k, v in PUBLISHED_CEILINGS.items() if dataset.name.startswith(k)), None)
         if published is None:

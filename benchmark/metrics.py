@@ -5,8 +5,10 @@ return float64 (N,). Aggregates are :class:`~benchmark.scores.Score` records tha
 raw value, its bootstrap error, the image counts and the procedure's parameters.
 
 Conventions follow the paper's code (``/work/shared/reference/conventions.md``, "Metrics"):
-Spearman as ``scipy.stats.spearmanr`` of the flattened maps; Dice/IoU on masks thresholded
-strictly above each map's own ``np.percentile(map, 100 - p)``.
+maps are cast to float32 first (float16 widened, float64 rounded: :func:`benchmark.ranking.metric_maps`,
+switchable with ``ALIGNBENCH_METRIC_DTYPE=native``); Spearman as ``scipy.stats.spearmanr`` of the
+flattened maps; Dice/IoU on masks thresholded strictly above each map's own
+``np.percentile(map, 100 - p)``, taken in that float32 precision.
 """
 from __future__ import annotations
 
@@ -14,13 +16,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from benchmark.ranking import RankedMaps, rank_maps, spearman, spearman_ranked
+from benchmark.ranking import RankedMaps, metric_maps, rank_maps, spearman, spearman_ranked
 from benchmark.scores import Score, Summary, bootstrap_ci, bootstrap_sd, summarize
 from model_zoo.errors import InvalidInputError
 
 __all__ = [
     "CLICKME_PUBLISHED_CEILING", "CenterBias", "RankedMaps", "Score", "Summary", "alignment_score",
-    "bootstrap_ci", "bootstrap_sd", "center_bias_baseline", "dice", "iou", "rank_maps",
+    "bootstrap_ci", "bootstrap_sd", "center_bias_baseline", "dice", "iou", "metric_maps", "rank_maps",
     "spearman", "spearman_ranked", "split_half_ceiling", "summarize",
 ]
 
@@ -37,7 +39,12 @@ def _to_numpy(x: Any) -> np.ndarray:
 
 
 def _flat_maps(x: Any, name: str) -> np.ndarray:
+    """(N, H*W) rows in the metric precision (float32 unless ALIGNBENCH_METRIC_DTYPE=native)."""
     a = _to_numpy(x)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) \
+            or np.issubdtype(a.dtype, np.complexfloating):
+        raise InvalidInputError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    a = metric_maps(a)
     if a.ndim == 2:
         return a.reshape(1, -1)
     if a.ndim == 3 or (a.ndim == 4 and a.shape[-1] == 1):
@@ -95,8 +102,8 @@ def _participant_stacks(maps_per_participant: Any) -> list[np.ndarray]:
             raise InvalidInputError(
                 f"maps_per_participant: expected (N, P, H, W) or a list of (P_i, H, W), got {arr.shape}"
             )
-        return list(arr)
-    stacks = [_to_numpy(m) for m in maps_per_participant]
+        return list(metric_maps(arr))
+    stacks = [metric_maps(_to_numpy(m)) for m in maps_per_participant]
     shapes = {s.shape[1:] for s in stacks if s.ndim == 3}
     for i, s in enumerate(stacks):
         if s.ndim != 3:
@@ -217,7 +224,7 @@ class CenterBias:
 
 
 def _map_stack(x: Any, name: str) -> np.ndarray:
-    maps = _to_numpy(x)
+    maps = metric_maps(_to_numpy(x))
     if maps.ndim == 4 and maps.shape[-1] == 1:
         maps = maps[..., 0]
     if maps.ndim != 3:

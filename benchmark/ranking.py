@@ -27,11 +27,19 @@ How the CPU path stays within about one plain ``np.sort`` of the model maps (mea
 * Human ranks are stored as float32 (average ranks are half-integers, exact below 2^23 pixels);
   every sum is accumulated in float64 and is exact (half-integer products below 2^52).
 
+Precision convention (``shared/reference/conventions.md``): maps are cast to float32 before any
+metric, as the paper's code does (its maps are float32 tensors): float16 / integer maps are
+widened (exactly), float64 maps are rounded, so two float64 values closer than float32 resolution
+tie, and a map constant in float32 has no rho. :func:`metric_maps` is that one rule, also used by
+Dice/IoU in :mod:`benchmark.metrics`. ``ALIGNBENCH_METRIC_DTYPE=native`` switches to keeping
+float64 maps exactly (a deliberate deviation from the paper; float16 is still widened to float32).
+
 CUDA tensors take a torch path (sort on the device). Neither torch nor TensorFlow is imported
 unless a torch tensor is passed in.
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +48,11 @@ import numpy as np
 
 from model_zoo.errors import InvalidInputError
 
-__all__ = ["RankedMaps", "rank_maps", "spearman_ranked", "spearman"]
+__all__ = ["METRIC_DTYPE_ENV", "RankedMaps", "metric_dtype", "metric_maps", "rank_maps", "spearman_ranked",
+           "spearman"]
+
+METRIC_DTYPE_ENV = "ALIGNBENCH_METRIC_DTYPE"
+METRIC_DTYPES = ("float32", "native")  # float32: the paper's cast (default); native: float64 kept exactly
 
 _TAG_BITS = 29  # mantissa bits a float64 has beyond a float32's
 _TAG_MASK = np.uint64((1 << _TAG_BITS) - 1)
@@ -92,13 +104,23 @@ def _as_rows(maps: Any, name: str) -> tuple[np.ndarray, tuple[int, ...]]:
     return x.reshape(n_maps, n_pix), map_shape
 
 
-def _narrow(rows: np.ndarray) -> np.ndarray:
-    """float32 copy of `rows` if every value survives the round trip, else float64."""
-    if rows.dtype == np.float32:
-        return rows
-    if rows.dtype in (np.float16, np.bool_, np.int8, np.uint8, np.int16, np.uint16):
-        return rows.astype(np.float32)
-    wide = rows.astype(np.float64)
+def metric_dtype() -> str:
+    """The active precision convention: ``"float32"`` (the paper's cast, the default) or ``"native"``
+    (float64 maps kept exactly), from ``$ALIGNBENCH_METRIC_DTYPE`` (read on each call)."""
+    value = os.environ.get(METRIC_DTYPE_ENV, "").strip().lower() or "float32"
+    if value not in METRIC_DTYPES:
+        raise InvalidInputError(f"{METRIC_DTYPE_ENV}={value!r}: expected one of {', '.join(METRIC_DTYPES)}")
+    return value
+
+
+def metric_maps(x: np.ndarray) -> np.ndarray:
+    """`x` in the precision metrics are computed in: float32 (a view when it already is), or under
+    ``ALIGNBENCH_METRIC_DTYPE=native`` float64 for values float32 cannot hold exactly."""
+    if x.dtype == np.float32:
+        return x
+    if metric_dtype() == "float32" or x.dtype in (np.float16, np.bool_, np.int8, np.uint8, np.int16, np.uint16):
+        return x.astype(np.float32)
+    wide = x.astype(np.float64)
     narrow = wide.astype(np.float32)
     if np.array_equal(narrow, wide, equal_nan=True):
         return narrow
@@ -226,7 +248,8 @@ class RankedMaps:
     `ranks`: (N, H*W) float32 (float64 for huge maps), 1-based average ranks as
     ``scipy.stats.rankdata`` gives them; `ss`: (N,) float64 sum of squared centred ranks
     (0 for a constant map); `undefined`: (N,) bool, True where a map is constant or has a NaN
-    (its rho is NaN); `map_shape`: (H, W).
+    (its rho is NaN); `map_shape`: (H, W). `ranks` may be read-only (a view into a prepared
+    dataset's memory map, :attr:`benchmark.datasets.Batch.human_ranks`).
     """
 
     ranks: np.ndarray
@@ -248,7 +271,8 @@ class RankedMaps:
         if key not in self._device_cache:
             import torch
 
-            self._device_cache[key] = torch.as_tensor(self.ranks).to(device)
+            ranks = self.ranks if self.ranks.flags.writeable else np.array(self.ranks)  # e.g. a prepared copy's map
+            self._device_cache[key] = torch.as_tensor(ranks).to(device)
         return self._device_cache[key]
 
 
@@ -258,7 +282,7 @@ def rank_maps(maps: Any) -> RankedMaps:
     if _is_torch(maps):
         maps = maps.detach().cpu().numpy()
     rows, map_shape = _as_rows(maps, "maps")
-    rows = _narrow(rows)
+    rows = metric_maps(rows)
     m, n = rows.shape
     ranks = np.empty((m, n), dtype=np.float32)  # exact: n < _MAX_PIXELS
     ss = np.empty(m)
@@ -299,7 +323,7 @@ def spearman_ranked(ranked: RankedMaps, maps: Any, index: Any = None) -> np.ndar
         maps = maps.detach().numpy()
     rows, map_shape = _as_rows(maps, "maps")
     _check_match(ranked, rows.shape[0], map_shape, rows_idx)
-    rows = _narrow(rows)
+    rows = metric_maps(rows)
     m, n = rows.shape
     rows_idx = np.arange(len(ranked)) if rows_idx is None else rows_idx
     num, ss, undefined = np.empty(m), np.empty(m), np.empty(m, dtype=bool)
@@ -589,9 +613,9 @@ def _torch_rows(x: Any, name: str) -> Any:
     n_pix = int(np.prod(map_shape))
     if n_pix < 2:
         raise InvalidInputError(f"{name}: a map needs at least 2 pixels, got shape {map_shape}")
-    if x.dtype == torch.float64:
+    if x.dtype == torch.float64 and metric_dtype() == "native":
         return x.reshape(n_maps, n_pix)
-    return x.reshape(n_maps, n_pix).to(torch.float32)
+    return x.reshape(n_maps, n_pix).to(torch.float32)  # the paper's float32 cast (see metric_maps)
 
 
 def _torch_sorted_ranks(rows: Any) -> tuple[Any, Any, Any]:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from model_zoo.errors import AlignbenchError, InvalidInputError
-from model_zoo.fileio import sha256_file
+from model_zoo.fileio import atomic_copy_file, sha256_file
 
 CHILD = Path(__file__).with_name("plugin_child.py")
 # environment passed to the plugin: enough to find caches and run; no tokens or credentials
@@ -125,7 +125,7 @@ def build_plugin(plugin: str | Path, out_dir: str | Path, *, limits: Limits = Li
         out_dir.mkdir(parents=True, exist_ok=True)
         weights_name = {"torch": "weights.safetensors", "keras": "model.keras"}[arch.get("framework")]
         for name in ("architecture.json", weights_name):
-            shutil.copyfile(export / name, out_dir / name)
+            atomic_copy_file(export / name, out_dir / name)
         weights = out_dir / weights_name
         return PluginExport(out_dir, arch, weights, sha256_file(weights), seconds, output)
     finally:

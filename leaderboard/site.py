@@ -35,7 +35,7 @@ from urllib.parse import quote, urlsplit
 
 from benchmark import records
 from model_zoo.errors import InvalidInputError
-from model_zoo.fileio import atomic_write_text
+from model_zoo.fileio import atomic_copy_file, atomic_write_text
 
 MARKER = ".alignbench-site"
 CATALOG_SUBMITTER = "alignbench maintainers"
@@ -639,7 +639,7 @@ def build(results_dir: str | Path, output_dir: str | Path, *, datasets: Sequence
         for e in group:
             if e.scores_file is not None:
                 name = f"{Path(page).stem}.{e.dataset}.scores.csv"
-                shutil.copyfile(e.scores_file, output_dir / "models" / name)
+                atomic_copy_file(e.scores_file, output_dir / "models" / name)
                 links[e.dataset] = name
         atomic_write_text(output_dir / page, model_html(group, links))
     atomic_write_text(output_dir / "leaderboard.csv", export_csv(data.entries))

@@ -7,7 +7,6 @@ so the bundle's records and per-image scores are ordinary result records.
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from leaderboard.bundle import (MODEL_DIR, SUBMISSION_FILE, SubmissionMeta, bund
 from leaderboard.loading import ModelSource, SubmittedSpec, load_adapter
 from leaderboard.sandbox import Limits
 from model_zoo.errors import InvalidInputError
-from model_zoo.fileio import atomic_write_json
+from model_zoo.fileio import atomic_copy_file, atomic_output, atomic_write_json
 
 
 @dataclass
@@ -126,12 +125,12 @@ def submit(source: ModelSource, meta: SubmissionMeta, *, datasets: Sequence[Any]
 
 def _copy_plugin_export(source: ModelSource, export: Path, model_dir: Path, include_weights: bool) -> None:
     model_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source.path, model_dir / "plugin.py")
-    shutil.copyfile(export / "architecture.json", model_dir / "architecture.json")
+    atomic_copy_file(source.path, model_dir / "plugin.py")
+    atomic_copy_file(export / "architecture.json", model_dir / "architecture.json")
     if include_weights:
         for name in ("weights.safetensors", "model.keras"):
             if (export / name).exists():
-                shutil.copyfile(export / name, model_dir / name)
+                atomic_copy_file(export / name, model_dir / name)
 
 
 def _copy_weights(source: ModelSource, dest: Path) -> None:
@@ -143,9 +142,10 @@ def _copy_weights(source: ModelSource, dest: Path) -> None:
         from model_zoo.weights import extract_state_dict, load_state_dict
 
         state = extract_state_dict(load_state_dict(source.path), where=str(source.path))
-        save_file({k: v.contiguous() for k, v in state.items()}, str(dest))
+        with atomic_output(dest, suffix=".safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
         return
-    shutil.copyfile(source.path, dest)
+    atomic_copy_file(source.path, dest)
 
 
 def instructions(folder: Path, doc: dict[str, Any], outcomes: Sequence[runner.ModelOutcome]) -> str:

@@ -36,13 +36,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 from model_zoo.catalog import FAMILIES, FRAMEWORKS, ModelSpec
 from model_zoo.errors import InvalidInputError
-from model_zoo.fileio import atomic_write_bytes, atomic_write_json, sha256_file
+from model_zoo.fileio import atomic_output, atomic_write_bytes, atomic_write_json, sha256_file
 from model_zoo.preprocessing import Preprocess
 
 FORMAT = "alignbench-model/1"
@@ -136,11 +135,5 @@ def write(folder: str | os.PathLike, model: Any, *, id: str, framework: str, pre
 
 def _save_keras(model: Any, path: Path) -> None:
     """``model.save`` to a temporary name in the same folder, then an atomic rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, suffix=path.suffix) as tmp:  # Keras picks the format by the extension
+        model.save(str(tmp))

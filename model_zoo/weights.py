@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from model_zoo.errors import InvalidInputError, WeightsUnavailableError
-from model_zoo.fileio import cache_dir, sha256_file
+from model_zoo.fileio import cache_dir, create_temp_file, sha256_file
 
 OFFLINE_ENV = "ALIGNBENCH_OFFLINE"
 MIRROR_ENV = "ALIGNBENCH_WEIGHTS_MIRROR"
@@ -148,11 +148,9 @@ def fetch_url(url: str, *, model_id: str, sha256: str | None = None) -> Path:
 
 
 def _download(url: str, path: Path, model_id: str) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp_path = create_temp_file(path, ".part")  # mode from the umask, unlike mkstemp's 0600
     os.close(fd)
+    tmp = str(tmp_path)
     try:
         if urllib.parse.urlparse(url).netloc == "drive.google.com":
             _download_gdrive(url, tmp, model_id, path)

@@ -60,7 +60,10 @@ def test_spearman_with_many_ties(rng, levels):
     assert got[0] == pytest.approx(1.0, abs=1e-12)
 
 
-def test_spearman_float64_not_representable_in_float32(rng):
+def test_spearman_float64_not_representable_in_float32(rng, monkeypatch):
+    """ALIGNBENCH_METRIC_DTYPE=native keeps float64 maps exact (the paper's float32 cast is the default:
+    tests/test_metrics_precision.py)."""
+    monkeypatch.setenv("ALIGNBENCH_METRIC_DTYPE", "native")
     base = rng.random((3, 30, 30))
     a = 1.0 + base * 1e-9  # all collapse to 1.0 in float32; scipy ranks them apart
     a[0, :3] = -0.0  # signed zeros tie on this (float64) path too

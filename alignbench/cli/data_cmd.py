@@ -1,4 +1,4 @@
-"""``alignbench data download|generate|info``: fetch, synthesise and inspect ClickMe-format datasets."""
+"""``alignbench data download|generate|info|prepare``: fetch, synthesise, inspect and prepare datasets."""
 from __future__ import annotations
 
 import argparse
@@ -34,13 +34,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--seed", type=int, default=0)
     gen.set_defaults(handler=_generate)
 
-    info = sub.add_parser("info", help="image count, fingerprint, skipped records of a dataset",
-                          description="Validate a dataset (cached) and print its summary.")
+    info = sub.add_parser("info", help="image count, fingerprint, skipped records, prepared copy of a dataset",
+                          description="Validate a dataset (cached) and print its summary: every record a run "
+                          "would skip, with its reason and id, and the state of its prepared copy. Exit code 1 "
+                          "when the dataset has no valid record.")
     info.add_argument("name", nargs="?", help="dataset name or folder / .tfrecords path")
     info.add_argument("--list", action="store_true", help="list the named datasets")
     info.add_argument("--offline", action="store_true", help="use only files already present (no download)")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=_info)
+
+    prep = sub.add_parser("prepare", help="write a dataset's prepared copy now (otherwise the first run does)",
+                          description="Decode and preprocess every valid record once into the prepared copy "
+                          "under $ALIGNBENCH_CACHE/prepared/, which every later run reads instead of the shards "
+                          "(the same batches, bit for bit). Runs write it anyway on their first full pass; this "
+                          "does it ahead, e.g. on a CPU node before GPU jobs. ALIGNBENCH_PREPARED=0 turns "
+                          "prepared copies off.")
+    prep.add_argument("name", help="dataset name or folder / .tfrecords path / Clicktionary release")
+    prep.add_argument("--offline", action="store_true", help="use only files already present (no download)")
+    prep.set_defaults(handler=_prepare)
 
 
 def _download(args: argparse.Namespace) -> int:
@@ -89,13 +101,58 @@ def _info(args: argparse.Namespace) -> int:
         return 0
     ds = get_dataset(args.name, download=not args.offline)
     info = ds.info()
+    usable = bool(info["images"])
     if args.json:
         print(json.dumps(info, indent=2))
-        return 0
+        return 0 if usable else 1
     print(f"{info['name']}{'  (SYNTHETIC)' if info['synthetic'] else ''}")
     print(f"  {describe_files(info['files'])}")
     print(f"  {_count(info['images'], 'image')} ({_count(info['records'], 'record')}), "
           f"fingerprint {info['fingerprint']}")
     print(f"  participant maps: {'yes' if info['has_participant_maps'] else 'no'}")
-    print(f"  {ds.skips.summary()}")
+    skips = getattr(ds, "skips", None)
+    for line in describe_skips(skips.to_dict() if skips is not None else {}):
+        print(f"  {line}")
+    if info.get("prepared") is not None:
+        print(f"  {describe_prepared(info['prepared'])}")
+    if not usable:
+        print(f"  no valid record: a run of {info['name']} would score nothing")
+        return 1
+    return 0
+
+
+def describe_skips(skips: dict) -> list[str]:
+    """Lines for a SkipReport dict: the total, then one line per reason with its count and ids."""
+    total = int(skips.get("total") or 0)
+    if not total:
+        return ["no records skipped"]
+    lines = [f"{_count(total, 'record')} skipped (a run leaves out exactly these):"]
+    for reason, n in sorted((skips.get("counts") or {}).items()):
+        shown = list((skips.get("examples") or {}).get(reason) or [])
+        more = f", ... ({n - len(shown)} more)" if n > len(shown) else ""
+        lines.append(f"  {n} {reason}: {', '.join(shown)}{more}")
+    return lines
+
+
+def describe_prepared(status: dict) -> str:
+    """One line for a dataset's ``prepared_status()``."""
+    if not status.get("enabled"):
+        return "prepared copy: off (ALIGNBENCH_PREPARED=0 or prepared=False)"
+    done, units = int(status.get("prepared") or 0), int(status.get("units") or 0)
+    if not done:
+        return f"prepared copy: none yet (the first full pass writes it to {status.get('folder')})"
+    n_bytes = int(status.get("bytes") or 0)
+    size = f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 1e8 else f"{n_bytes / 1e6:.1f} MB"
+    return f"prepared copy: {done} of {_count(units, status.get('unit') or 'unit')} ({size}) in {status.get('folder')}"
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from benchmark.datasets import get_dataset
+
+    ds = get_dataset(args.name, download=not args.offline)
+    prepare = getattr(ds, "prepare", None)
+    if prepare is None:
+        print(f"{args.name}: this kind of dataset has no prepared copy (only ClickMe shards and Clicktionary)")
+        return 1
+    print(f"{ds.name}: {describe_prepared(prepare())}")
     return 0

@@ -10,9 +10,17 @@ record by record (the paper interleaves shards with an AUTOTUNE-dependent cycle)
 per-image ids (``"<shard stem>:<record index>"``), so order never changes a result.
 
 Bad records (wrong shape, undecodable JPEG, label outside 0..999, all-zero heatmap, missing or
-malformed feature) are found once per shard by a validation scan, cached by the shard's sha256,
-skipped and reported in :attr:`ClickMeDataset.skips`. A truncated or corrupt shard raises
-:class:`~model_zoo.errors.InvalidInputError` naming the file.
+malformed feature, and the same for every participant map) are found once per shard by a
+validation scan, cached by the shard's sha256, skipped and reported, by record id, in
+:attr:`ClickMeDataset.skips`: every consumer (scores, baselines, ceiling, ``data info``) sees the
+same valid records. An all-zero heatmap is the ClickMe convention for "no human map" (ImageNet
+images without clicks), hence a skip; a heatmap constant at any other value is kept and yields an
+exactly constant map, whose Spearman rho is undefined (:func:`benchmark.datasets.tf_ops.keep_constant`).
+A truncated, corrupt or empty (0-byte) shard raises :class:`~model_zoo.errors.InvalidInputError`
+naming the file, and so does a dataset with no valid record at all.
+
+Prepared copy: the first full pass over a shard also writes it, preprocessed, to the cache, and
+later passes read that copy (:mod:`benchmark.datasets.prepared`; same batches, bit for bit).
 """
 from __future__ import annotations
 
@@ -20,19 +28,24 @@ import hashlib
 import json
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from benchmark.datasets import prepared as prepared_copy
 from benchmark.datasets import tf_ops
+from benchmark.datasets.batch import Batch, SkipReport
 from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import atomic_write_json, cache_dir, sha256_file
 
+__all__ = ["Batch", "ClickMeDataset", "ShardIndex", "SkipReport", "load_clickme", "preprocess_heatmaps",
+           "preprocess_images", "record_id", "shard_index"]
+
 NUM_CLASSES = 1000
-INDEX_VERSION = 1  # bump when the validation rules change: cached shard indexes are then rebuilt
-_REASONS = {1: "wrong shape", 2: "label out of range", 3: "empty heatmap"}
+INDEX_VERSION = 2  # bump when the validation rules change: cached shard indexes are then rebuilt
+_REASONS = {1: "wrong shape", 2: "label out of range", 3: "empty heatmap", 4: "wrong participant map shape"}
 
 
 # --------------------------------------------------------------------------- numpy entry points
@@ -59,49 +72,7 @@ def preprocess_images(x: Any) -> np.ndarray:
     return tf_ops.preprocess_images_tf(x.astype(np.float32, copy=False)).numpy()
 
 
-# --------------------------------------------------------------------------- results and reports
-
-@dataclass(frozen=True)
-class Batch:
-    """One batch as every consumer sees it (B <= batch size; the last one may be shorter)."""
-
-    images: np.ndarray  # float32 (B,224,224,3) in [0,255]
-    heatmaps: np.ndarray  # float32 (B,224,224)
-    labels: np.ndarray  # int64 (B,), ImageNet indices 0..999
-    ids: list[str]  # "<shard stem>:<record index, 6 digits>"
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-@dataclass
-class SkipReport:
-    """Records left out, counted per reason, with up to ``max_examples`` ids per reason."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    examples: dict[str, list[str]] = field(default_factory=dict)
-    max_examples: int = 5
-
-    def add(self, reason: str, record_id: str) -> None:
-        self.counts[reason] = self.counts.get(reason, 0) + 1
-        shown = self.examples.setdefault(reason, [])
-        if len(shown) < self.max_examples:
-            shown.append(record_id)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def summary(self) -> str:
-        if not self.total:
-            return "no records skipped"
-        parts = [f"{n} {reason} (e.g. {', '.join(self.examples[reason])})" for reason, n in sorted(self.counts.items())]
-        return f"{self.total} records skipped: " + "; ".join(parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "counts": dict(self.counts),
-                "examples": {k: list(v) for k, v in self.examples.items()}}
-
+# --------------------------------------------------------------------------- validation results
 
 @dataclass(frozen=True)
 class ShardIndex:
@@ -110,6 +81,10 @@ class ShardIndex:
     records: int
     invalid: tuple[tuple[int, str], ...]  # (record index, reason)
     min_participants: int  # fewest participant maps on a valid record (0: some have none)
+
+    @property
+    def n_valid(self) -> int:
+        return self.records - len(self.invalid)
 
     @property
     def valid_mask(self) -> np.ndarray:
@@ -124,18 +99,20 @@ class ClickMeDataset:
     """A ClickMe-format dataset: a list of TFRecord shards, local or fetched on demand.
 
     Use :func:`benchmark.datasets.get_dataset` rather than the constructor. ``fetch`` (when given)
-    returns the local shard paths, downloading them if needed.
+    returns the local shard paths, downloading them if needed. ``prepared``: read and write the
+    prepared copy (default: ``$ALIGNBENCH_PREPARED``, on; see :mod:`benchmark.datasets.prepared`).
     """
 
     task = "maps"  # the task kind that scores it (benchmark.tasks)
 
     def __init__(self, name: str, *, paths: Sequence[str | Path] | None = None, fetch: Any = None,
-                 synthetic: bool = False, description: str = "") -> None:
+                 synthetic: bool = False, description: str = "", prepared: bool | None = None) -> None:
         if (paths is None) == (fetch is None):
             raise ValueError("give exactly one of paths, fetch")
         self.name = name
         self.synthetic = synthetic
         self.description = description
+        self.prepared = prepared
         self._fetch = fetch
         self._files: list[Path] | None = None if paths is None else [Path(p) for p in paths]
         self._fingerprint: str | None = None
@@ -151,6 +128,9 @@ class ClickMeDataset:
         for p in self._files:
             if not p.is_file():
                 raise InvalidInputError(f"ClickMe shard {p} does not exist")
+            if p.stat().st_size == 0:  # no writer makes a record-less shard on purpose: a failed copy or download
+                raise InvalidInputError(f"ClickMe shard {p} is empty (0 bytes): an interrupted download or copy; "
+                                        "delete it and fetch it again")
         return list(self._files)
 
     def fingerprint(self) -> str:
@@ -168,7 +148,7 @@ class ClickMeDataset:
 
     def num_images(self) -> int:
         """Number of valid records (the images that will be scored)."""
-        return sum(ix.records - len(ix.invalid) for ix in self._indexes())
+        return sum(ix.n_valid for ix in self._indexes())
 
     @property
     def skips(self) -> SkipReport:
@@ -182,8 +162,15 @@ class ClickMeDataset:
     @property
     def has_participant_maps(self) -> bool:
         """Whether every valid record carries at least two participant maps (a split-half ceiling needs 2)."""
-        indexes = self._indexes()
-        return bool(indexes) and all(ix.min_participants >= 2 for ix in indexes if ix.records > len(ix.invalid))
+        indexes = [ix for ix in self._indexes() if ix.n_valid]
+        return bool(indexes) and all(ix.min_participants >= 2 for ix in indexes)
+
+    def _require_valid(self, files: Sequence[Path], indexes: Sequence[ShardIndex]) -> None:
+        if not any(ix.n_valid for ix in indexes):
+            n = sum(ix.records for ix in indexes)
+            where = f"{len(files)} shard{'s' if len(files) != 1 else ''} in {files[0].parent}" if files else "no shards"
+            detail = self.skips.summary() if n else "the shards hold no records"
+            raise InvalidInputError(f"dataset {self.name} ({where}) has no valid record: {detail}")
 
     # -- data
     def batches(self, batch_size: int, *, files: Sequence[Path] | None = None, start: int = 0,
@@ -191,26 +178,98 @@ class ClickMeDataset:
         """Batches of valid records in a fixed order (shards in order, then records), tail kept.
 
         ``start``: valid images to skip first (to resume); ``limit``: at most this many images.
-        ``files``: a subset of :meth:`files` (e.g. one scheduler task's shards).
+        ``files``: a subset of :meth:`files` (e.g. one scheduler task's shards). Read from the
+        prepared copy when every shard involved has one; otherwise through tf.data, and a pass that
+        covers whole shards writes their prepared copies on the way.
         """
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
-        files = self.files() if files is None else [Path(f) for f in files]
-        plan = _plan(files, self._indexes(files), start, limit)
+        all_files = self.files()
+        files = all_files if files is None else [Path(f) for f in files]
+        indexes = self._indexes(files)
+        self._require_valid(files, indexes)
+        plan = _plan(files, indexes, start, limit)
         if plan is None:
             return
+        use_prepared = prepared_copy.prepared_enabled(self.prepared) and prepared_copy.fits(self.num_images())
+        units = [self._open_unit(files[k], indexes[k]) for k in plan.file_ids] if use_prepared else []
+        if use_prepared and all(u is not None for u in units):
+            segments = [prepared_copy.Segment(u, lo, hi, _ids(files[k], u.index[lo:hi]))
+                        for u, k, (lo, hi) in zip(units, plan.file_ids, plan.rows)]
+            yield from prepared_copy.read_batches(segments, batch_size)
+            return
+        writers = self._writers(files, indexes, plan, units) if use_prepared else {}
+        yield from self._tf_batches(files, plan, batch_size, writers)
+
+    def _unit_key(self, path: Path) -> str:
+        return prepared_copy.unit_key("clickme-shard", f"sha256={_file_sha256(path)} index=v{INDEX_VERSION}")
+
+    def _open_unit(self, path: Path, ix: ShardIndex) -> prepared_copy.PreparedUnit | None:
+        return prepared_copy.open_unit(self._unit_key(path), ix.n_valid, np.flatnonzero(ix.valid_mask))
+
+    def _writers(self, files: Sequence[Path], indexes: Sequence[ShardIndex], plan: "_Plan",
+                 units: Sequence[Any]) -> dict[int, prepared_copy.UnitWriter]:
+        """Writers for the planned shards that have no prepared copy and are read whole by this pass."""
+        out = {}
+        for k, (lo, hi), unit in zip(plan.file_ids, plan.rows, units):
+            if unit is None and lo == 0 and hi == indexes[k].n_valid:
+                w = prepared_copy.UnitWriter.start(self._unit_key(files[k]), hi, f"shard {files[k]}")
+                if w is not None:
+                    out[k] = w
+        return out
+
+    def _tf_batches(self, files: Sequence[Path], plan: "_Plan", batch_size: int,
+                    writers: dict[int, prepared_copy.UnitWriter]) -> Iterator[Batch]:
         tf = tf_ops.tf_module()
         stems = [p.stem for p in files]
         ds = _records(tf, plan).map(_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.batch(batch_size).map(_preprocess_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        for k, i, images, heatmaps, labels in _iterate(ds.prefetch(tf.data.AUTOTUNE), self.name, files):
-            yield Batch(images, heatmaps, labels.astype(np.int64), [f"{stems[a]}:{b:06d}" for a, b in zip(k, i)])
+        try:
+            for k, i, images, heatmaps, labels in _iterate(ds.prefetch(tf.data.AUTOTUNE), self.name, files):
+                labels = labels.astype(np.int64)
+                for f in np.unique(k) if writers else ():
+                    if int(f) in writers:
+                        rows = k == f
+                        writers[int(f)].add(images[rows], heatmaps[rows], labels[rows], i[rows])
+                        if writers[int(f)].complete:
+                            writers.pop(int(f)).commit()
+                yield Batch(images, heatmaps, labels, [f"{stems[a]}:{b:06d}" for a, b in zip(k, i)])
+        finally:
+            for w in writers.values():  # the pass stopped early: nothing half-written stays behind
+                w.abort()
+
+    def prepare(self) -> dict[str, Any]:
+        """Write the prepared copy of every shard that lacks one (one full pass); returns
+        :meth:`prepared_status`. Raises :class:`InvalidInputError` when preparing is switched off."""
+        if not prepared_copy.prepared_enabled(self.prepared):
+            raise InvalidInputError(f"preparing is switched off ({prepared_copy.PREPARED_ENV}=0 or prepared=False)")
+        if not prepared_copy.fits(self.num_images()):
+            raise InvalidInputError(f"dataset {self.name}: its prepared copy would exceed {prepared_copy.MAX_GB_ENV}="
+                                    f"{prepared_copy.max_bytes() / 1e9:g} GB")
+        for _ in self.batches(64):
+            pass
+        return self.prepared_status()
+
+    def prepared_status(self) -> dict[str, Any]:
+        """Which shards have an intact prepared copy:
+        ``{"enabled", "unit", "units", "prepared", "bytes", "folder"}``."""
+        enabled = prepared_copy.prepared_enabled(self.prepared)
+        files = self.files()
+        have = [u for u in self.prepared_units() if u is not None] if enabled else []
+        return {"enabled": enabled, "unit": "shard", "units": len(files), "prepared": len(have),
+                "bytes": sum(prepared_copy.unit_bytes(u.path) for u in have), "folder": str(prepared_copy.root())}
+
+    def prepared_units(self) -> list[prepared_copy.PreparedUnit | None]:
+        """The intact prepared copy of each shard, in order (None where there is none yet)."""
+        return [self._open_unit(p, ix) for p, ix in zip(self.files(), self._indexes())]
 
     def participant_maps(self, *, limit: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
         """(id, (P,224,224) float32) per valid record that has participant maps, preprocessed like
         the heatmaps. ``limit`` counts valid records from the start (as in :meth:`batches`)."""
         files = self.files()
-        plan = _plan(files, self._indexes(files), 0, limit)
+        indexes = self._indexes(files)
+        self._require_valid(files, indexes)
+        plan = _plan(files, indexes, 0, limit)
         if plan is None:
             return
         tf = tf_ops.tf_module()
@@ -232,12 +291,18 @@ class ClickMeDataset:
         return out, ids
 
     def info(self) -> dict[str, Any]:
-        """A JSON-able summary: name, files, image count, fingerprint, skips, participant maps."""
+        """A JSON-able summary: name, files, image count, fingerprint, skips, participant maps, prepared copy."""
         files = self.files()
         return {"name": self.name, "description": self.description, "synthetic": self.synthetic,
                 "files": [str(p) for p in files], "images": self.num_images(),
                 "records": sum(ix.records for ix in self._indexes()), "fingerprint": self.fingerprint(),
-                "has_participant_maps": self.has_participant_maps, "skips": self.skips.to_dict()}
+                "has_participant_maps": self.has_participant_maps, "skips": self.skips.to_dict(),
+                "prepared": self.prepared_status()}
+
+
+def _ids(path: Path, index: np.ndarray) -> list[str]:
+    stem = Path(path).stem
+    return [f"{stem}:{int(i):06d}" for i in index]
 
 
 def load_clickme(paths: Sequence[str | Path] | str | Path, batch_size: int, *,
@@ -268,7 +333,9 @@ def _features(tf: Any) -> dict[str, Any]:
 
 def _validate(index: Any, raw: Any) -> tuple[Any, Any, Any]:
     """(index, status, participant count) of one record; status 0 = valid, else a key of _REASONS.
-    Decode errors raise (the scan turns them into gaps, diagnosed afterwards)."""
+    Decode errors raise (the scan turns them into gaps, diagnosed afterwards). Participant maps are
+    decoded too: a record whose participant map is bad is skipped as a whole, so that the ceiling and
+    the scores rest on the same images."""
     tf = tf_ops.tf_module()
     ex = tf.io.parse_single_example(raw, _features(tf))
     image, heatmap = tf.io.decode_jpeg(ex["image"]), tf.io.decode_jpeg(ex["heatmap"])
@@ -276,8 +343,13 @@ def _validate(index: Any, raw: Any) -> tuple[Any, Any, Any]:
     shape_ok = (tf.reduce_all(tf.equal(tf.shape(image), [s, s, 3]))
                 & tf.reduce_all(tf.equal(tf.shape(heatmap), [s, s, 1])))
     label_ok = (ex["label"] >= 0) & (ex["label"] < NUM_CLASSES)
-    status = tf.where(~shape_ok, 1, tf.where(~label_ok, 2, tf.where(tf.reduce_max(heatmap) == 0, 3, 0)))
-    return index, status, tf.size(ex["participant_heatmaps"].values)
+    jpegs = ex["participant_heatmaps"].values
+    shapes = tf.map_fn(lambda b: tf.shape(tf.io.decode_jpeg(b)), jpegs,
+                       fn_output_signature=tf.TensorSpec([3], tf.int32))
+    participants_ok = tf.reduce_all(tf.equal(shapes, [s, s, 1]))  # True when there are none
+    status = tf.where(~shape_ok, 1, tf.where(~label_ok, 2, tf.where(tf.reduce_max(heatmap) == 0, 3,
+                                                                    tf.where(~participants_ok, 4, 0))))
+    return index, status, tf.size(jpegs)
 
 
 def _decode(k: Any, i: Any, raw: Any) -> tuple[Any, ...]:
@@ -311,6 +383,7 @@ class _Plan:
     offsets: list[int]  # start of each file's slice in keep
     stops: list[int]  # records to read from each file (past the last kept one: not read)
     keep: np.ndarray  # bool, concatenated per-file masks
+    rows: list[tuple[int, int]]  # per file: the planned valid records, as (first, stop) among its valid ones
 
 
 def _plan(files: Sequence[Path], indexes: Sequence[ShardIndex], start: int, limit: int | None) -> _Plan | None:
@@ -318,7 +391,7 @@ def _plan(files: Sequence[Path], indexes: Sequence[ShardIndex], start: int, limi
     if start < 0 or (limit is not None and limit < 0):
         raise InvalidInputError(f"start and limit must be >= 0, got start={start}, limit={limit}")
     to_skip, to_take = start, (np.inf if limit is None else limit)
-    paths, file_ids, offsets, stops, masks = [], [], [], [], []
+    paths, file_ids, offsets, stops, masks, rows = [], [], [], [], [], []
     offset = 0
     for k, (p, ix) in enumerate(zip(files, indexes)):
         pos = np.flatnonzero(ix.valid_mask)
@@ -331,8 +404,9 @@ def _plan(files: Sequence[Path], indexes: Sequence[ShardIndex], start: int, limi
         mask = np.zeros(int(take[-1]) + 1, bool)  # records after the last one taken are never read
         mask[take] = True
         paths.append(str(p)), file_ids.append(k), offsets.append(offset), stops.append(len(mask)), masks.append(mask)
+        rows.append((drop, drop + len(take)))
         offset += len(mask)
-    return _Plan(paths, file_ids, offsets, stops, np.concatenate(masks)) if masks else None
+    return _Plan(paths, file_ids, offsets, stops, np.concatenate(masks), rows) if masks else None
 
 
 def _records(tf: Any, plan: _Plan) -> Any:
@@ -360,7 +434,7 @@ def _iterate(ds: Any, name: str, files: Sequence[Path]) -> Iterator[tuple[np.nda
             first = str(exc.message).strip().splitlines()[0] if exc.message else type(exc).__name__
             raise InvalidInputError(
                 f"reading {name} ({len(files)} shards in {files[0].parent}) failed: {type(exc).__name__}: {first}. "
-                "A shard was modified after it was validated, or a participant map is not a 256x256x1 JPEG."
+                "A shard was modified after it was validated: run again to validate it anew."
             ) from None
         yield tuple(t.numpy() for t in element)
 
@@ -373,17 +447,27 @@ def shard_index(path: str | Path) -> ShardIndex:
     Raises :class:`InvalidInputError` naming the file when the shard itself is truncated or corrupt.
     """
     path = Path(path)
-    cached = cache_dir("clickme-index", f"v{INDEX_VERSION}-{_file_sha256(path)}.json")
+    digest = _file_sha256(path)
+    if digest in _INDEXES:
+        return _INDEXES[digest]
+    cached = cache_dir("clickme-index", f"v{INDEX_VERSION}-{digest}.json")
+    ix = None
     if cached.is_file():
         try:
             d = json.loads(cached.read_text())
-            return ShardIndex(d["records"], tuple((int(i), str(r)) for i, r in d["invalid"]), d["min_participants"])
+            ix = ShardIndex(d["records"], tuple((int(i), str(r)) for i, r in d["invalid"]), d["min_participants"])
         except (ValueError, KeyError, TypeError):
             pass  # a damaged cache entry: rebuild it
-    ix = _scan(path)
-    atomic_write_json(cached, {"file": path.name, "records": ix.records, "invalid": [list(x) for x in ix.invalid],
-                               "min_participants": ix.min_participants, "version": INDEX_VERSION})
+    if ix is None:
+        ix = _scan(path)
+        atomic_write_json(cached, {"file": path.name, "records": ix.records, "invalid": [list(x) for x in ix.invalid],
+                                   "min_participants": ix.min_participants, "version": INDEX_VERSION})
+    _INDEXES[digest] = ix
     return ix
+
+
+_INDEXES: dict[str, ShardIndex] = {}  # shard sha256 -> its index, this process (content-addressed)
+_HASHES: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime, inode) -> sha256, this process
 
 
 def _scan(path: Path) -> ShardIndex:
@@ -428,6 +512,14 @@ def _diagnose(raw: bytes) -> str:
             tf.io.decode_jpeg(feats[key].bytes_list.value[0])
         except tf.errors.OpError:
             return "undecodable JPEG"
+    if "participant_heatmaps" in feats:
+        if feats["participant_heatmaps"].WhichOneof("kind") != "bytes_list":
+            return "missing or malformed feature"
+        for jpeg in feats["participant_heatmaps"].bytes_list.value:
+            try:
+                tf.io.decode_jpeg(jpeg)
+            except tf.errors.OpError:
+                return "undecodable participant map"
     return "unparsable record"
 
 
@@ -436,16 +528,21 @@ def _file_sha256(path: Path) -> str:
     memo_path = cache_dir("file-hashes.json")
     st = path.stat()
     key, stamp = str(path.resolve()), [st.st_size, st.st_mtime_ns]
+    here = (key, st.st_size, st.st_mtime_ns, st.st_ino)
+    if here in _HASHES:  # the cache file grows with every file ever hashed: read it once per file and process
+        return _HASHES[here]
     try:
         memo = json.loads(memo_path.read_text())
     except (OSError, ValueError):
         memo = {}
     entry = memo.get(key)
     if isinstance(entry, list) and entry[:2] == stamp:
+        _HASHES[here] = entry[2]
         return entry[2]
     digest = sha256_file(path)
     memo[key] = stamp + [digest]
     atomic_write_json(memo_path, memo)
+    _HASHES[here] = digest
     return digest
 
 

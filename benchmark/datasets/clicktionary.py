@@ -25,9 +25,13 @@ Fetching: there is no known official URL. ``mirror`` (or ``$ALIGNBENCH_CLICKTION
 archive URL or a local folder/archive; downloads use :mod:`benchmark.datasets.download` (resume,
 size/sha256 checks, offline mode) into ``cache_dir("clicktionary")``.
 
-Rows with a missing or undecodable file, a label outside 0..999 or an all-zero map are skipped
-and counted in :attr:`ClicktionaryDataset.skips`; a malformed ``clicktionary.csv`` raises
-:class:`~model_zoo.errors.InvalidInputError` naming the file and column.
+Rows with a missing or undecodable file (participant maps included), a non-square image or map,
+a label outside 0..999 or an all-zero map are skipped and counted, by image id, in
+:attr:`ClicktionaryDataset.skips`; a map constant at another value is kept and gives an exactly
+constant (undefined) map, as for ClickMe. A malformed ``clicktionary.csv`` raises
+:class:`~model_zoo.errors.InvalidInputError` naming the file and column, and so does a release
+with no valid row. The first full pass writes a prepared copy of the whole release
+(:mod:`benchmark.datasets.prepared`); later passes read it.
 """
 from __future__ import annotations
 
@@ -43,7 +47,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from benchmark.datasets.clickme import Batch, SkipReport
+from benchmark.datasets import prepared as prepared_copy
+from benchmark.datasets.batch import Batch, SkipReport
 from model_zoo.errors import DataUnavailableError, InvalidInputError
 from model_zoo.fileio import atomic_write_bytes, atomic_write_text, cache_dir, sha256_file
 
@@ -129,7 +134,7 @@ class ClicktionaryDataset:
     task = "maps"
 
     def __init__(self, root: str | Path | None = None, *, name: str = NAME, fetch: Any = None,
-                 map_preprocessing: str = "clickme", description: str = "") -> None:
+                 map_preprocessing: str = "clickme", description: str = "", prepared: bool | None = None) -> None:
         if (root is None) == (fetch is None):
             raise ValueError("give exactly one of root, fetch")
         if map_preprocessing not in MAP_PREPROCESSING:
@@ -137,6 +142,7 @@ class ClicktionaryDataset:
         self.name = name
         self.description = description or "Clicktionary importance maps (ImageNet validation images)"
         self.map_preprocessing = map_preprocessing
+        self.prepared = prepared  # None: $ALIGNBENCH_PREPARED (on)
         self._root = None if root is None else Path(root)
         self._fetch = fetch
         self._items: list[Item] | None = None
@@ -206,38 +212,87 @@ class ClicktionaryDataset:
         for it in self._select(0, limit):
             yield it, resize_to_storage(read_image(it.image)), resize_to_storage(read_map(it.map))
 
+    def _require_valid(self) -> None:
+        if not self.items():
+            detail = self.skips.summary() if self.skips.total else f"{MANIFEST} lists no image"
+            raise InvalidInputError(f"dataset {self.name} ({self.root}) has no valid image: {detail}")
+
     def batches(self, batch_size: int, *, files: Sequence[Path] | None = None, start: int = 0,
                 limit: int | None = None) -> Iterator[Batch]:
         """Batches of valid images in manifest order, tail kept. ``start``: images to skip first
         (resume); ``limit``: at most this many images. ``files`` is accepted for interface
-        compatibility and must be None (a release is one unit, not shards)."""
+        compatibility and must be None (a release is one unit, not shards). Read from the
+        prepared copy when there is one; a full pass without one writes it."""
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
         if files is not None:
             raise InvalidInputError("Clicktionary is not sharded: batches(files=...) is not supported")
+        self._require_valid()
+        chosen = self._select(start, limit)
+        if not chosen:
+            return
+        n = len(self.items())
+        use_prepared = prepared_copy.prepared_enabled(self.prepared) and prepared_copy.fits(n)
+        unit = prepared_copy.open_unit(self._unit_key(), n, np.arange(n)) if use_prepared else None
+        if unit is not None:
+            lo = min(start, n)
+            segment = prepared_copy.Segment(unit, lo, lo + len(chosen), [it.image_id for it in chosen])
+            yield from prepared_copy.read_batches([segment], batch_size)
+            return
+        writer = (prepared_copy.UnitWriter.start(self._unit_key(), n, f"Clicktionary release {self.root}")
+                  if use_prepared and len(chosen) == n else None)
+        try:
+            for s in range(0, len(chosen), batch_size):
+                batch = self._read(chosen[s:s + batch_size])
+                if writer is not None:
+                    writer.add(batch.images, batch.heatmaps, batch.labels, np.arange(s, s + len(batch)))
+                    if writer.complete:
+                        writer, done = None, writer
+                        done.commit()
+                yield batch
+        finally:
+            if writer is not None:
+                writer.abort()
+
+    def _unit_key(self) -> str:
+        return prepared_copy.unit_key("clicktionary-release", self.fingerprint())
+
+    def _read(self, part: Sequence[Item]) -> Batch:
+        """Decode and preprocess ``part`` (the tf path: PIL decode, TF resize and blur)."""
         from benchmark.datasets.clickme import preprocess_images
 
-        chosen = self._select(start, limit)
-        for s in range(0, len(chosen), batch_size):
-            part = chosen[s:s + batch_size]
-            images = np.stack([resize_to_storage(read_image(it.image)) for it in part])
-            heat = self._heatmaps([read_map(it.map) for it in part])
-            yield Batch(preprocess_images(images), heat, np.array([it.label for it in part], np.int64),
-                        [it.image_id for it in part])
+        images = np.stack([resize_to_storage(read_image(it.image)) for it in part])
+        heat = self._heatmaps([read_map(it.map) for it in part])
+        return Batch(preprocess_images(images), heat, np.array([it.label for it in part], np.int64),
+                     [it.image_id for it in part])
+
+    def prepared_status(self) -> dict[str, Any]:
+        """``{"enabled", "unit", "units", "prepared", "bytes", "folder"}`` of the release's prepared copy."""
+        enabled = prepared_copy.prepared_enabled(self.prepared)
+        n = len(self.items())
+        unit = prepared_copy.open_unit(self._unit_key(), n, np.arange(n)) if enabled and n else None
+        return {"enabled": enabled, "unit": "release", "units": 1, "prepared": int(unit is not None),
+                "bytes": prepared_copy.unit_bytes(unit.path) if unit is not None else 0,
+                "folder": str(prepared_copy.root())}
+
+    def prepare(self) -> dict[str, Any]:
+        """Write the prepared copy (one full pass) unless it exists; returns :meth:`prepared_status`."""
+        if not prepared_copy.prepared_enabled(self.prepared):
+            raise InvalidInputError(f"preparing is switched off ({prepared_copy.PREPARED_ENV}=0 or prepared=False)")
+        for _ in self.batches(64):
+            pass
+        return self.prepared_status()
 
     def _heatmaps(self, maps: Sequence[np.ndarray]) -> np.ndarray:
-        stacked = np.stack([resize_to_storage(m) for m in maps])
-        if self.map_preprocessing == "clickme":
-            from benchmark.datasets.clickme import preprocess_heatmaps
-
-            return preprocess_heatmaps(stacked)
         from benchmark.datasets import tf_ops
 
-        return tf_ops.resize_bilinear(stacked[..., None], tf_ops.OUT_SIZE).numpy()[..., 0]
+        stacked = np.stack([resize_to_storage(m) for m in maps])[..., None]
+        return tf_ops.preprocess_heatmaps_tf(stacked, blur=self.map_preprocessing == "clickme").numpy()
 
     def participant_maps(self, *, limit: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
         """(image id, (P,224,224) float32) per valid image with participant maps, preprocessed like
         the pooled map."""
+        self._require_valid()
         for it in self._select(0, limit):
             if it.participants:
                 yield it.image_id, self._heatmaps([read_map(p) for p in it.participants])
@@ -257,7 +312,7 @@ class ClicktionaryDataset:
                 "records": len(items) + self.skips.total, "images": len(items),
                 "animals": sum(it.is_animal for it in items), "fingerprint": self.fingerprint(),
                 "has_participant_maps": self.has_participant_maps, "map_preprocessing": self.map_preprocessing,
-                "skips": self.skips.to_dict()}
+                "skips": self.skips.to_dict(), "prepared": self.prepared_status()}
 
 
 def _index(root: Path) -> tuple[list[Item], SkipReport]:
@@ -299,6 +354,7 @@ def _index(root: Path) -> tuple[list[Item], SkipReport]:
 
 
 def _check_files(image: Path, map_path: Path, participants: Sequence[Path]) -> str | None:
+    """Why a row is skipped, or None: every file is decoded once, participant maps included."""
     if not image.is_file() or image.suffix.lower() not in _IMAGE_EXTS:
         return "missing image"
     if not map_path.is_file() or map_path.suffix.lower() not in _MAP_EXTS:
@@ -308,13 +364,20 @@ def _check_files(image: Path, map_path: Path, participants: Sequence[Path]) -> s
     except Exception:  # noqa: BLE001 - PIL raises many types for a broken file
         return "undecodable image"
     try:
-        maps = [read_map(p) for p in (map_path, *participants)]
+        pooled = read_map(map_path)
     except Exception:  # noqa: BLE001
         return "undecodable map"
-    if maps[0].max() <= 0:
+    if not pooled.any():  # all zero: no human map (as ClickMe's "empty heatmap"); other constants are kept
         return "empty map"
-    if img.shape[0] != img.shape[1] or any(m.shape[0] != m.shape[1] for m in maps):
+    if img.shape[0] != img.shape[1] or pooled.shape[0] != pooled.shape[1]:
         return "not square"
+    for p in participants:
+        try:
+            m = read_map(p)
+        except Exception:  # noqa: BLE001
+            return "undecodable participant map"
+        if m.shape[0] != m.shape[1]:
+            return "participant map not square"
     return None
 
 

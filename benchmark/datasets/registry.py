@@ -52,13 +52,22 @@ def list_datasets() -> list[str]:
     return list(load_sources()["datasets"]) + sorted(set(_FACTORIES) | set(_BUILTIN))
 
 
-def get_dataset(name_or_path: str, *, download: bool = True, mirror: str | None = None) -> Any:
+def get_dataset(name_or_path: str, *, download: bool = True, mirror: str | None = None,
+                prepared: bool | None = None) -> Any:
     """A named dataset (files fetched on first use; ``mirror``: a base URL or a local folder replacing
     the official location; ``download=False``: never touch the network) or a local folder of
     ``*.tfrecords`` shards / a single shard file, a Clicktionary release folder (``clicktionary.csv``),
     a psychophysics stimulus folder (``manifest.csv`` + human responses) or ``.npz`` IT recordings.
-    Nothing is read or downloaded here.
+    Nothing is read or downloaded here. ``prepared``: whether a "maps" dataset reads and writes its prepared copy
+    (default ``$ALIGNBENCH_PREPARED``, on; :mod:`benchmark.datasets.prepared`).
     """
+    dataset = _resolve(name_or_path, download=download, mirror=mirror)
+    if prepared is not None and hasattr(dataset, "prepared"):
+        dataset.prepared = prepared
+    return dataset
+
+
+def _resolve(name_or_path: str, *, download: bool, mirror: str | None) -> Any:
     named = load_sources()["datasets"]
     if name_or_path in named:
         spec = named[name_or_path]

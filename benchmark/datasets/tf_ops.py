@@ -7,6 +7,13 @@ antialias, also when shrinking) and the off-centre 10x10 Gaussian applied by ``t
 
 They take and return TF tensors and are used both inside ``tf.data`` (the loader) and by the numpy
 entry points in :mod:`benchmark.datasets.clickme`, so the two can never drift apart.
+
+One deliberate addition to the paper's chain (:func:`keep_constant`): a map that is constant
+*before* the chain (every pixel equal) leaves it exactly constant, at its own value. The paper's
+zero-padded blur would darken its border, so a map with no spatial information got a defined
+Spearman rho (a dataset of constant maps: ceiling 1.000, centre-bias 100 %). Exactly constant, it
+has no rho anywhere downstream (scores, centre-bias baseline, split-half ceiling) and is counted as
+undefined; any other map is untouched, bit for bit.
 TensorFlow is imported on first use (through ``model_zoo.frameworks.import_tensorflow``).
 """
 from __future__ import annotations
@@ -59,12 +66,20 @@ def blur_same(x: Any, size: int = BLUR_KERNEL_SIZE, sigma: float = BLUR_SIGMA) -
     return tf_module().nn.conv2d(x, tf_module().constant(_kernel_hwio(size, sigma)), strides=1, padding="SAME")
 
 
-def preprocess_heatmaps_tf(h: Any) -> Any:
-    """(N,256,256,1) float32 heatmaps -> (N,224,224) float32: resize 64, blur, resize 224."""
-    h = resize_bilinear(h, BLUR_SIZE)
-    h = blur_same(h)
-    h = resize_bilinear(h, OUT_SIZE)
-    return h[..., 0]
+def keep_constant(before: Any, after: Any) -> Any:
+    """``after`` (N,H',W',1), except that each map constant in ``before`` (N,H,W,1) is replaced by
+    that constant: undefined stays undefined (see the module docstring). Other maps pass unchanged."""
+    tf = tf_module()
+    lo = tf.reduce_min(before, axis=[1, 2, 3], keepdims=True)
+    hi = tf.reduce_max(before, axis=[1, 2, 3], keepdims=True)
+    return tf.where(tf.equal(lo, hi), tf.broadcast_to(lo, tf.shape(after)), after)
+
+
+def preprocess_heatmaps_tf(h: Any, *, blur: bool = True) -> Any:
+    """(N,256,256,1) float32 heatmaps -> (N,224,224) float32: resize 64, blur, resize 224 (the
+    paper's chain; ``blur=False``: resize 224 only). Constant maps stay constant (:func:`keep_constant`)."""
+    out = resize_bilinear(blur_same(resize_bilinear(h, BLUR_SIZE)), OUT_SIZE) if blur else resize_bilinear(h, OUT_SIZE)
+    return keep_constant(h, out)[..., 0]
 
 
 def preprocess_images_tf(x: Any) -> Any:

@@ -31,7 +31,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 import urllib.error
 import zipfile
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ import numpy as np
 
 from benchmark.neural.recordings import NeuralRecording, images_to_boundary
 from model_zoo.errors import DataUnavailableError, InvalidInputError
-from model_zoo.fileio import cache_dir
+from model_zoo.fileio import cache_dir, create_temp_folder
 
 ARCARO_URL = "https://storage.googleapis.com/serrelab-public/neural_recordings/Arcaro2020.zip"
 ZIP_NAME = "Arcaro2020.zip"
@@ -88,7 +87,7 @@ def _release_root(folder: Path) -> Path | None:
 
 def _extract(zip_path: Path, dest: Path) -> Path:
     """Extract ``zip_path`` into ``dest`` atomically (temp folder + rename); refuses unsafe names."""
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    tmp = create_temp_folder(dest)  # mode from the umask, unlike mkdtemp's 0700
     try:
         with zipfile.ZipFile(zip_path) as zf:
             for member in zf.namelist():

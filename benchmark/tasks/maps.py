@@ -100,7 +100,8 @@ class MapsTask(Task):
             with model_call(ctx.model_id):
                 logits, maps = adapter.predict_and_saliency(batch.images, batch.labels)
             maps = check_maps(maps, len(batch.labels), ctx.model_id)
-            cols = score_batch(maps, batch.heatmaps, ranks.get(batch.ids, batch.heatmaps))
+            ranked = getattr(batch, "human_ranks", None)  # ranked once, in the prepared copy
+            cols = score_batch(maps, batch.heatmaps, ranked if ranked is not None else ranks.get(batch.ids, batch.heatmaps))
             cols.update(image_id=np.asarray(batch.ids), label=np.asarray(batch.labels, dtype=np.int64),
                         pred=np.asarray(logits).argmax(axis=1).astype(np.int64))
             yield Chunk({k: cols[k] for k in self.columns})

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from model_zoo.catalog import ModelSpec
 from model_zoo.errors import InvalidInputError
-from model_zoo.fileio import cache_dir, sha256_file
+from model_zoo.fileio import atomic_output, cache_dir, sha256_file
 from model_zoo.frameworks import import_torch
 from model_zoo.weights import Built, WeightsRequest, offline, unavailable
 
@@ -73,10 +73,8 @@ def _cached_head(model, tokenizer, key: str):
     if path.is_file():
         return load_file(str(path))["head"]
     head = zero_shot_head(model, tokenizer, IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({"head": head.contiguous()}, str(tmp))
-    tmp.replace(path)  # atomic: a killed run leaves no half-written head
+    with atomic_output(path, suffix=".safetensors") as tmp:  # a killed run leaves no half-written head
+        save_file({"head": head.contiguous()}, str(tmp))
     return head
 
 
