@@ -11,6 +11,7 @@ import pytest
 from benchmark import baselines, records, runner
 from benchmark.datasets import clicktionary as ct
 from benchmark.datasets import get_dataset
+from benchmark.tasks.maps import MapsTask
 from tests.runner_support.fakes import fake_loader
 
 pytestmark = pytest.mark.tf
@@ -34,9 +35,8 @@ def score(dataset, results):
     """Ceiling, centre-bias baseline and one model's record, as a run computes them."""
     config = runner.RunConfig(dataset=dataset.name, models=["good-model"], results_dir=results, batch_size=4,
                               device="cpu", progress=False)
-    ceiling = baselines.ensure_ceiling(dataset, results)
-    baselines.ensure_center_bias(dataset, results, batch_size=4)
-    outcome = runner.run_model(dataset, "good-model", config, ceiling=ceiling, loader=fake_loader())
+    summary = runner.run(config, task=MapsTask(dataset), loader=fake_loader())
+    ceiling, outcome = summary.ceiling, summary.outcomes[0]
     assert outcome.status == "ok", outcome.error
     folder = results / dataset.name
     center = records.read_record(folder / baselines.CENTER_BIAS_FILE)  # as written (JSON: NaN -> null)
@@ -55,7 +55,7 @@ def test_a_dataset_of_constant_maps_is_undefined_everywhere(tmp_path):
     assert ceiling is None  # was 1.000
     assert center["n_undefined"] == 6 and center["spearman_mean"] is None  # was 100 %
     assert rec["n_images"] == 6 and rec["n_undefined"] == 6  # was 41.8 %
-    assert rec["spearman_mean"] is None and rec["alignment"] is None
+    assert rec["spearman_mean"] is None and rec["normalized"] is None
     scores = records.read_scores(records.scores_path(tmp_path / "results", ds.name, rec["model"]))
     assert np.isnan(np.asarray(scores["spearman"], float)).all()
 
@@ -70,7 +70,8 @@ def test_constant_maps_among_others_are_counted_as_undefined(clickme_dir, tmp_pa
     write_records(tmp_path / "data" / "val-0.tfrecords", good[:3] + const[:1] + good[3:6] + const[1:])
     ds = get_dataset(str(tmp_path / "data"))
     ceiling, center, rec = score(ds, tmp_path / "results")
-    assert ceiling["n_images"] == 6 and ceiling["n_excluded"] == 2  # the 2 constant images: undefined
+    # the 2 constant images are undefined: counted, left out of the value
+    assert ceiling["n"] == 8 and ceiling["n_undefined"] == ceiling["n_excluded"] == 2
     assert 0 < ceiling["value"] < 1
     assert center["n_images"] == 8 and center["n_undefined"] == 2
     assert rec["n_images"] == 8 and rec["n_undefined"] == 2

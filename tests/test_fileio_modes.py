@@ -69,12 +69,14 @@ def test_atomic_output_and_folder_leave_the_old_version_on_error(tmp_path):
 def test_records_and_prepared_copies_follow_the_umask(tmp_path, monkeypatch, mask):
     from benchmark import records
     from benchmark.datasets import prepared
+    from benchmark.scores import score_fields
 
     monkeypatch.setenv("ALIGNBENCH_CACHE", str(tmp_path / "cache"))
     rng = np.random.default_rng(0)
     with umask(mask):
         rec = records.write_record(tmp_path / "results" / "ds" / "_ceiling.json",
-                                   {"kind": "ceiling", "dataset": "ds", "value": 0.5, "source": "test"})
+                                   {"kind": "ceiling", "task": "maps", "dataset": "ds", "value": 0.5, "source": "test",
+                                    **score_fields(0.5, score_name="test", n=None)})
         writer = prepared.UnitWriter.start("0" * 64, 2, "test unit")
         writer.add(rng.random((2, 224, 224, 3), dtype=np.float32), rng.random((2, 224, 224), dtype=np.float32),
                    np.array([1, 2]), np.array([0, 1]))
@@ -106,14 +108,12 @@ def test_downloaded_weights_follow_the_umask(tmp_path, monkeypatch, mask):
 def test_keras_exports_follow_the_umask(tmp_path, mask):
     import keras
 
-    from model_zoo.harmonization.export import export_keras
+    from model_zoo import model_folder
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with umask(mask):
-        out = export_keras(model, tmp_path / "export", model_id="tiny", display_name="tiny", family="cnn",
-                           source="keras", source_id="tiny", harmonized=False, base_model=None, training={},
-                           preprocess={"input_size": 4, "interpolation": "bilinear", "mean": [0.0], "std": [1.0],
-                                       "scale": 1.0, "channel_order": "RGB"})
+        out = model_folder.write(tmp_path / "export", model, id="tiny", framework="keras", family="cnn",
+                                 preprocess={"input_size": 4, "mean": [0.0] * 3, "std": [1.0] * 3, "scale": 1.0})
     assert mode(out / "model.keras") == 0o666 & ~mask
     for p in out.iterdir():
         assert mode(p) == 0o666 & ~mask and not p.name.startswith("."), p
