@@ -171,9 +171,14 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:  # e.g. a pickle renamed .safetensors
+            raise InvalidInputError(f"{path}: not a readable safetensors file ({type(exc).__name__}: "
+                                    f"{str(exc)[:200]})") from None
     from model_zoo.frameworks import import_torch
 
     torch = import_torch()
@@ -215,8 +220,30 @@ def extract_state_dict(ckpt: Mapping[str, Any], *, where: str = "checkpoint") ->
     return out
 
 
+def key_mismatch(expected: Any, found: Any, *, shown: int = 5) -> str:
+    """One line on how two sets of state-dict keys differ: counts, then the first few of each kind
+    (the unexpected keys are what reveal a naming problem, e.g. a ``backbone.`` prefix)."""
+    expected, found = set(expected), set(found)
+    parts = []
+    for what, keys in (("missing", sorted(expected - found)), ("unexpected", sorted(found - expected))):
+        if keys:
+            more = f", ... {len(keys) - shown} more" if len(keys) > shown else ""
+            parts.append(f"{len(keys)} {what} key(s): {', '.join(keys[:shown])}{more}")
+    return "; ".join(parts)
+
+
 def load_into(module: Any, state: Mapping[str, Any], *, where: str) -> None:
-    """``module.load_state_dict(state, strict=True)`` with a short error naming the file."""
+    """``module.load_state_dict(state, strict=True)`` with an error naming the file and listing the
+    missing and unexpected keys (first few of each, with counts), or the tensors whose shapes differ."""
+    own = module.state_dict()
+    names = key_mismatch(own, state)
+    if names:
+        raise InvalidInputError(f"{where}: weights do not fit the architecture: {names}")
+    shapes = [f"{k} {tuple(state[k].shape)} (architecture: {tuple(v.shape)})" for k, v in own.items()
+              if hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)]
+    if shapes:
+        raise InvalidInputError(f"{where}: weights do not fit the architecture: {len(shapes)} tensor(s) of "
+                                f"another shape: {'; '.join(shapes[:5])}" + (", ..." if len(shapes) > 5 else ""))
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
