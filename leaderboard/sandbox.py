@@ -118,7 +118,7 @@ def _runtime_binds() -> list[str]:
             args += ["--ro-bind", str(path), str(path)]
     roots = {Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent}
     for root in sorted(roots, key=lambda p: len(p.parts)):
-        if root.is_dir() and not any(str(root).startswith(f"/{d}/") for d in _SYSTEM_DIRS):
+        if root.is_dir() and not any(str(root) == f"/{d}" or str(root).startswith(f"/{d}/") for d in _SYSTEM_DIRS):
             args += ["--ro-bind", str(root), str(root)]
     for path in _SYSTEM_FILES:
         if os.path.exists(path):

@@ -235,20 +235,19 @@ def key_mismatch(expected: Any, found: Any, *, shown: int = 5) -> str:
 def load_into(module: Any, state: Mapping[str, Any], *, where: str) -> None:
     """``module.load_state_dict(state, strict=True)`` with an error naming the file and listing the
     missing and unexpected keys (first few of each, with counts), or the tensors whose shapes differ."""
-    own = module.state_dict()
-    names = key_mismatch(own, state)
-    if names:
-        raise InvalidInputError(f"{where}: weights do not fit the architecture: {names}")
-    shapes = [f"{k} {tuple(state[k].shape)} (architecture: {tuple(v.shape)})" for k, v in own.items()
-              if hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)]
-    if shapes:
-        raise InvalidInputError(f"{where}: weights do not fit the architecture: {len(shapes)} tensor(s) of "
-                                f"another shape: {'; '.join(shapes[:5])}" + (", ..." if len(shapes) > 5 else ""))
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        text = str(exc)
-        raise InvalidInputError(f"{where}: weights do not fit the architecture: {text[:600]}") from None
+        # described only once loading failed: modules may accept what a plain key comparison would not
+        # (e.g. BatchNorm fills in a num_batches_tracked missing from an old checkpoint)
+        own = module.state_dict()
+        detail = key_mismatch(own, state)
+        if not detail:
+            shapes = [f"{k} {tuple(state[k].shape)} (architecture: {tuple(v.shape)})" for k, v in own.items()
+                      if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)]
+            detail = (f"{len(shapes)} tensor(s) of another shape: {'; '.join(shapes[:5])}"
+                      + (", ..." if len(shapes) > 5 else "")) if shapes else str(exc)[:600]
+        raise InvalidInputError(f"{where}: weights do not fit the architecture: {detail}") from None
 
 
 def torch_file_into(module: Any, path: Path) -> Built:
