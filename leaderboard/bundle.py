@@ -31,6 +31,7 @@ MODEL_DIR = "model"
 MODEL_FILES = ("architecture.json", "weights.safetensors", "model.keras", "plugin.py")
 DATASET_EXTRA_FILES = ("_ceiling.json", "_baseline-center-bias.json")
 SOURCE_KINDS = ("timm", "keras", "weights", "plugin")
+MAX_FILE_PROBLEMS = 20  # stray files listed per bundle; the rest are counted
 
 
 @dataclass
@@ -197,9 +198,14 @@ def read_bundle(path: str | Path) -> Bundle:
     except InvalidInputError as exc:
         bundle.problems.append(f"id: {exc}")
         return bundle
+    stray = 0
     for _, problem in bundle_files(path):
         if problem:
-            bundle.problems.append(f"files: {problem}")
+            stray += 1
+            if stray <= MAX_FILE_PROBLEMS:
+                bundle.problems.append(f"files: {problem}")
+    if stray > MAX_FILE_PROBLEMS:
+        bundle.problems.append(f"files: {stray - MAX_FILE_PROBLEMS} more unexpected entries not listed")
     try:
         sub = read_json(inside(path, SUBMISSION_FILE), SUBMISSION_FILE)
         if not isinstance(sub, dict):

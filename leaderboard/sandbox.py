@@ -262,12 +262,16 @@ def _run(cmd: list[str], env: dict[str, str], cwd: str, limits: Limits) -> tuple
     reader = _Output(proc.stdout, int(limits.output_mb * 1024 * 1024), lambda: _kill(proc))
     reader.start()
     timed_out = False
+    deadline = time.monotonic() + limits.timeout_s
     try:
-        # wait for the process, not for the end of its output: a descendant holding the pipe open
-        # must not turn a plugin that failed at once into a "timeout"
-        proc.wait(timeout=limits.timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        # wait for the process, not for the end of its output (a descendant holding the pipe open must
+        # not turn a plugin that failed at once into a "timeout"), and without reaping it, so that the
+        # process group id cannot be reused by an unrelated process before the group is killed below
+        while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+            time.sleep(0.05)
     finally:
         _kill(proc)  # the process group: bwrap (and with it the sandbox), or the trusted supervisor's
         proc.wait()

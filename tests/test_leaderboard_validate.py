@@ -218,3 +218,13 @@ def test_a_bundle_folder_with_an_unsafe_name_is_refused(tmp_path, source_bundle)
     shutil.copytree(source_bundle, odd)
     report = validate_bundles([odd], results_dir=tmp_path, catalog=[], use_local_data=False)
     assert any(p.field == "id" and "not allowed as a file name" in p.message for p in report.problems)
+
+
+def test_thousands_of_stray_files_are_counted_not_listed(results, clickme_dataset):
+    from leaderboard.bundle import MAX_FILE_PROBLEMS
+
+    bundle = results / "submissions" / "tiny-net"
+    for i in range(MAX_FILE_PROBLEMS + 30):
+        (bundle / f"junk-{i}.txt").write_text("x")
+    files = [p for p in _validate(results, clickme_dataset).problems if p.field == "files"]
+    assert len(files) == MAX_FILE_PROBLEMS + 1 and "30 more unexpected entries not listed" in files[-1].message
