@@ -8,7 +8,7 @@ import pytest
 
 from benchmark import records
 from alignbench.cli import main
-from tests.leaderboard_support import ARCH, make_bundle, meta
+from tests.leaderboard_support import ARCH, make_bundle, meta, require_sandbox
 
 pytestmark = pytest.mark.torch
 
@@ -168,6 +168,7 @@ def test_a_keras_model_file_is_submitted(clickme_dataset, tmp_path):
 
 @pytest.mark.slow
 def test_a_plugin_is_built_in_the_sandbox_and_scored(clickme_dataset, tmp_path):
+    require_sandbox()
     plugin = tmp_path / "my_plugin.py"
     plugin.write_text(
         "import os\n"
