@@ -134,9 +134,11 @@ def _env(threads: int) -> dict[str, str]:
 
 def bwrap_command(bwrap: str, plugin_dir: Path, work: Path, argv: list[str]) -> list[str]:
     """The bubblewrap command line running ``argv`` (paths as seen inside) in the sandbox."""
+    # the fresh /proc, /dev and /tmp first: binds of an interpreter that lives under /tmp (a venv in a
+    # fresh checkout) are then mounted on top of the sandbox's own /tmp instead of being hidden by it
     cmd = [bwrap, "--unshare-all", "--uid", str(_NOBODY), "--gid", str(_NOBODY), "--cap-drop", "ALL",
-           "--die-with-parent", "--new-session", "--hostname", "sandbox", *_runtime_binds(),
-           "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+           "--die-with-parent", "--new-session", "--hostname", "sandbox",
+           "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", *_runtime_binds(),
            "--ro-bind", str(CHILD), f"{SANDBOX_ROOT}/plugin_child.py",
            "--ro-bind", str(plugin_dir), f"{SANDBOX_ROOT}/plugin",
            "--bind", str(work), f"{SANDBOX_ROOT}/work", "--chdir", f"{SANDBOX_ROOT}/work", "--clearenv"]
