@@ -63,6 +63,7 @@ class ModelRef:
     weights_sha256: str | None  # known before loading: the file's, the folder manifest's, a catalog pin
     preprocess: dict[str, Any] | None
     record_id: str
+    preprocess_origin: str | None = None  # where the preprocessing came from (catalog, folder, submitter)
 
     @classmethod
     def resolve(cls, target: str, weights: str = "pretrained", *, tags: Iterable[str] = ()) -> "ModelRef":
@@ -97,16 +98,21 @@ class ModelRef:
         rid += "".join(f"+{t}" for t in tags if t)
         return cls(target=target, model_id=spec.id, weights=tag, weights_path=path, weights_sha256=sha,
                    preprocess=dataclasses.asdict(pre) if pre is not None else None,
-                   record_id=records.safe_name(rid, "model id"))
+                   record_id=records.safe_name(rid, "model id"),
+                   preprocess_origin="exported model folder" if tag == "pretrained" and sha and spec.meta.get("folder")
+                   else "catalog")
 
     @classmethod
     def plain(cls, model_id: str, weights: str = "pretrained", *, tags: Iterable[str] = (),
-              weights_sha256: str | None = None, preprocess: dict[str, Any] | None = None) -> "ModelRef":
-        """A model outside the catalog, known only to a custom loader: named by ``model_id`` itself."""
-        rid = str(model_id) + {"pretrained": "", "random": "+random"}.get(weights, "")
-        rid += "".join(f"+{t}" for t in tags if t)
+              weights_sha256: str | None = None, preprocess: dict[str, Any] | None = None,
+              preprocess_origin: str | None = None, record_id: str | None = None) -> "ModelRef":
+        """A model outside the catalog, known only to a custom loader (a leaderboard submission, a
+        test's stand-in): named by ``record_id``, else by ``model_id`` and the weights and tags."""
+        rid = record_id or (str(model_id) + {"pretrained": "", "random": "+random"}.get(weights, "")
+                            + "".join(f"+{t}" for t in tags if t))
         return cls(target=str(model_id), model_id=str(model_id), weights=weights, weights_path=None,
-                   weights_sha256=weights_sha256, preprocess=preprocess, record_id=records.safe_name(rid, "model id"))
+                   weights_sha256=weights_sha256, preprocess=preprocess, record_id=records.safe_name(rid, "model id"),
+                   preprocess_origin=preprocess_origin)
 
     @property
     def load_weights(self) -> str:
@@ -223,12 +229,12 @@ class Job:
     """One model on one task (module docstring). ``loader(target, weights=, device=, precision=)``
     builds the adapter (default :func:`model_zoo.load`)."""
 
-    def __init__(self, task: Task, target: str, config: JobConfig, *, references: References,
+    def __init__(self, task: Task, target: str | ModelRef, config: JobConfig, *, references: References,
                  loader: Callable[..., Any] | None = None, shared: dict[str, Any] | None = None) -> None:
         self.task, self.config, self.references = task, config, references
         self.loader = loader
         self.shared = shared if shared is not None else {}
-        self.model = self._resolve(target)
+        self.model = target if isinstance(target, ModelRef) else self._resolve(target)
         self.identity = identity(task, self.model, precision=config.precision, limit=config.limit)
         self.record_path = records.record_path(config.results_dir, task.name, self.model.record_id)
         self.scores_path = records.scores_path(config.results_dir, task.name, self.model.record_id)
@@ -350,6 +356,7 @@ class Job:
         return {"kind": "model", "task": self.task.kind, "dataset": self.task.name,
                 "dataset_fingerprint": self.task.fingerprint(), "dataset_synthetic": self.task.synthetic,
                 "model": self.record_id, "model_id": self.model.model_id, "weights": self.model.weights,
+                "preprocess": self.model.preprocess, "preprocess_origin": self.model.preprocess_origin,
                 "precision": self.config.precision, "limit": self.config.limit, "identity": _json(self.identity)}
 
 

@@ -16,12 +16,12 @@ are accepted.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from benchmark.records import safe_name
+from leaderboard.bounds import MAX_TEXT, read_json_bounded
 from model_zoo.errors import InvalidInputError
 
 SUBMISSION_SCHEMA = "alignbench.submission/1"
@@ -31,8 +31,7 @@ MODEL_DIR = "model"
 MODEL_FILES = ("architecture.json", "weights.safetensors", "model.keras", "plugin.py")
 DATASET_EXTRA_FILES = ("_ceiling.json", "_baseline-center-bias.json")
 SOURCE_KINDS = ("timm", "keras", "weights", "plugin")
-MAX_TEXT = {"name": 200, "email": 254, "affiliation": 300, "description": 5000, "licence": 200,
-            "method": 2000, "url": 500}
+MAX_FILE_PROBLEMS = 20  # stray files listed per bundle; the rest are counted
 
 
 @dataclass
@@ -180,11 +179,10 @@ def bundle_files(path: Path) -> Iterator[tuple[Path, str | None]]:
                          f"<dataset>/{sid}.scores.csv, <dataset>/_ceiling.json or model/...)"
 
 
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"{path.name}: not readable JSON ({exc})") from exc
+def read_json(path: Path, kind: str = "record") -> Any:
+    """JSON of a bundle file, refused (one clear line) when it is not a regular file, larger than
+    its kind's byte limit, or holds a field over its length limit (:mod:`leaderboard.bounds`)."""
+    return read_json_bounded(Path(path), kind)
 
 
 def read_bundle(path: str | Path) -> Bundle:
@@ -200,11 +198,16 @@ def read_bundle(path: str | Path) -> Bundle:
     except InvalidInputError as exc:
         bundle.problems.append(f"id: {exc}")
         return bundle
+    stray = 0
     for _, problem in bundle_files(path):
         if problem:
-            bundle.problems.append(f"files: {problem}")
+            stray += 1
+            if stray <= MAX_FILE_PROBLEMS:
+                bundle.problems.append(f"files: {problem}")
+    if stray > MAX_FILE_PROBLEMS:
+        bundle.problems.append(f"files: {stray - MAX_FILE_PROBLEMS} more unexpected entries not listed")
     try:
-        sub = read_json(inside(path, SUBMISSION_FILE))
+        sub = read_json(inside(path, SUBMISSION_FILE), SUBMISSION_FILE)
         if not isinstance(sub, dict):
             raise InvalidInputError("submission.json: must be a JSON object")
         bundle.submission = sub

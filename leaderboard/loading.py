@@ -9,35 +9,72 @@ Four kinds of :class:`ModelSource`:
 * ``keras``: a ``.keras`` model file, read with ``keras.saving.load_model(safe_mode=True)`` (a
   ``Lambda`` layer's pickled bytecode is refused; legacy ``.h5`` whole-model files are refused);
 * ``plugin``: a Python file built in the sandbox (:mod:`leaderboard.sandbox`); its export
-  (safetensors + ``architecture.json``, or a ``.keras`` file) is loaded as above.
+  (safetensors + ``architecture.json``, checked by :mod:`leaderboard.architecture`, or a ``.keras``
+  file) is loaded as above; no constructor argument of the plugin's choosing reaches a library call.
 
-Torch and TensorFlow are imported inside the functions only.
+The preprocessing a model is scored with is resolved here (:class:`Resolved`, with where it came
+from): given (``--preprocess``; presets from the catalog's exact constants), a timm model's own data
+config, or a plugin's ``PREPROCESS``; where it would only be a guess, :func:`load_submitted` can
+refuse (``submit`` does). Torch and TensorFlow are imported inside the functions only.
 """
 from __future__ import annotations
 
 import contextlib
 import difflib
 import hashlib
-import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
+from leaderboard.architecture import ARCH_NAME, check_architecture
 from leaderboard.bundle import SOURCE_KINDS, read_json
 from leaderboard.sandbox import Limits, build_plugin
 from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import sha256_file
-from model_zoo.preprocessing import INTERPOLATIONS, Preprocess
+from model_zoo.preprocessing import BOUNDARY_SIZE, INTERPOLATIONS, Preprocess
 
-_ARCH_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
-PREPROCESS_PRESETS: dict[str, Preprocess | None] = {
-    "imagenet": Preprocess(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
-    "raw": None,  # the model takes the boundary images as they are: float32 [0, 255] RGB
-    "unit": Preprocess(),  # [0, 1]
-    "inception": Preprocess(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),  # [-1, 1] (Keras "tf" mode)
-    "caffe": Preprocess(mean=(0.485, 0.458, 0.408), std=(1 / 255,) * 3, channel_order="BGR"),
-}
+#: Presets taken from the catalog rows that use them (one place for the constants: the catalog's
+#: exact values, e.g. Keras's caffe means), at the boundary size with bilinear resizing.
+PRESET_ROWS = {"imagenet": "tv_resnet18", "inception": "keras_inceptionresnetv2", "caffe": "keras_vgg16"}
+#: Presets that are not a catalog row: "raw" feeds float32 [0, 255] RGB as it is, "unit" [0, 1];
+#: "timm" is the architecture's own timm data config (``--weights``/``--timm`` only).
+OTHER_PRESETS = ("raw", "unit", "timm")
+PRESET_NAMES = (*PRESET_ROWS, *OTHER_PRESETS)
+
+
+def preset(name: str) -> Preprocess | None:
+    """The :class:`Preprocess` of a ``--preprocess`` preset (``timm`` is resolved per architecture)."""
+    if name == "raw":
+        return None
+    if name == "unit":
+        return Preprocess()
+    if name not in PRESET_ROWS:
+        raise InvalidInputError(f"--preprocess {name!r}: expected one of {', '.join(PRESET_NAMES)} or a JSON object")
+    from model_zoo.catalog import load_catalog
+
+    row = next(s for s in load_catalog() if s.id == PRESET_ROWS[name])
+    p = row.preprocess()
+    return Preprocess(input_size=BOUNDARY_SIZE, interpolation="bilinear", mean=p.mean, std=p.std, scale=p.scale,
+                      channel_order=p.channel_order)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The preprocessing a submitted model is scored with and where it came from (``origin``);
+    ``guess``: whether it was inferred rather than given or known (``submit`` then asks for it)."""
+
+    preprocess: Preprocess | None
+    origin: str
+    guess: bool = False
+
+    def describe(self) -> str:
+        p = self.preprocess
+        if p is None:
+            return f"raw float32 [0, 255] RGB at 224 px ({self.origin})"
+        norm = "x/255" if p.mean is None else f"mean {tuple(round(v, 6) for v in p.mean)}, std " \
+            f"{tuple(round(v, 6) for v in p.std)} (x * {p.scale:.6g})"
+        return f"input {p.input_size} px {p.interpolation}, {norm}, {p.channel_order} ({self.origin})"
 
 
 @dataclass(frozen=True)
@@ -61,7 +98,9 @@ class SubmittedSpec:
 class ModelSource:
     """Where a submitted model comes from. ``name``: timm architecture (``timm``, ``weights``);
     ``path``: the weights, Keras or plugin file; ``weights``: ``pretrained`` or ``random`` (``timm``);
-    ``preprocess``: overrides the architecture's own preprocessing (required for ``keras``)."""
+    ``preprocess`` (with ``preprocess_given``): overrides the architecture's own preprocessing
+    (required for ``keras``), ``preprocess_from`` says how it was given (e.g. ``--preprocess caffe``);
+    ``timm_config``: use the architecture's timm data config, explicitly (``--preprocess timm``)."""
 
     kind: str
     name: str | None = None
@@ -69,20 +108,25 @@ class ModelSource:
     weights: str = "pretrained"
     preprocess: Preprocess | None = None
     preprocess_given: bool = False
+    preprocess_from: str = "--preprocess"
+    timm_config: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
             raise InvalidInputError(f"model source: kind {self.kind!r} is not one of {SOURCE_KINDS}")
-        if self.kind in ("timm", "weights") and not (self.name and _ARCH_NAME.match(self.name)):
+        if self.kind in ("timm", "weights") and not (self.name and ARCH_NAME.match(self.name)):
             raise InvalidInputError(f"--architecture/--timm: {self.name!r} is not a timm model name")
         if self.kind != "timm" and (self.path is None or not Path(self.path).is_file()):
             raise InvalidInputError(f"model file {self.path}: not found")
         if self.kind == "timm" and self.weights not in ("pretrained", "random"):
             raise InvalidInputError(f"--weights {self.weights!r}: with --timm use 'pretrained' or 'random' "
                                     "(or give a weights file with --weights FILE --architecture NAME)")
+        if self.timm_config and self.kind not in ("timm", "weights"):
+            raise InvalidInputError("--preprocess timm: only with --timm or --weights/--architecture (a timm architecture)")
         if self.kind == "keras" and not self.preprocess_given:
             raise InvalidInputError("--preprocess is required for a Keras model file (a .keras file does not say "
-                                    f"how it wants its pixels): one of {', '.join(PREPROCESS_PRESETS)} or a JSON object")
+                                    f"how it wants its pixels): one of {', '.join(n for n in PRESET_NAMES if n != 'timm')}"
+                                    " or a JSON object")
 
     def describe(self) -> dict[str, Any]:
         """JSON for ``submission.json``: enough to load the model again (file names, never paths)."""
@@ -94,26 +138,20 @@ class ModelSource:
         if self.path is not None:
             out["file"] = Path(self.path).name
             out["file_sha256"] = sha256_file(self.path)
-        if self.preprocess_given:
-            out["preprocess"] = None if self.preprocess is None else _preprocess_json(self.preprocess)
         return out
 
 
-def _preprocess_json(p: Preprocess) -> dict[str, Any]:
-    return {"input_size": p.input_size, "interpolation": p.interpolation, "mean": p.mean, "std": p.std,
-            "scale": p.scale, "channel_order": p.channel_order}
-
-
 def parse_preprocess(text: str) -> Preprocess | None:
-    """A ``--preprocess`` value: a preset name or a JSON object of :class:`Preprocess` fields."""
+    """A ``--preprocess`` value: a preset name (not ``timm``, which the caller resolves) or a JSON
+    object of :class:`Preprocess` fields."""
     import json
 
-    if text in PREPROCESS_PRESETS:
-        return PREPROCESS_PRESETS[text]
+    if text in PRESET_NAMES and text != "timm":
+        return preset(text)
     try:
         value = json.loads(text)
     except ValueError:
-        raise InvalidInputError(f"--preprocess {text!r}: expected one of {', '.join(PREPROCESS_PRESETS)} "
+        raise InvalidInputError(f"--preprocess {text!r}: expected one of {', '.join(PRESET_NAMES)} "
                                 "or a JSON object such as '{\"mean\": [0.5,0.5,0.5], \"std\": [0.5,0.5,0.5]}'") from None
     if value is None:
         return None
@@ -123,7 +161,7 @@ def parse_preprocess(text: str) -> Preprocess | None:
 
 
 # ----------------------------------------------------------------------------------- architectures
-def _timm_model(name: str, **kwargs: Any) -> Any:
+def _timm_model(name: str, num_classes: int = 1000) -> Any:
     from model_zoo.frameworks import import_torch
 
     import_torch()
@@ -134,12 +172,12 @@ def _timm_model(name: str, **kwargs: Any) -> Any:
         raise InvalidInputError(f"architecture {name!r} is not a timm model"
                                 + (f"; did you mean {', '.join(close)}?" if close else ""))
     try:
-        return timm.create_model(name, pretrained=False, **kwargs)
-    except TypeError as exc:
-        raise InvalidInputError(f"architecture {name!r}: bad arguments {kwargs}: {exc}") from None
+        return timm.create_model(name, pretrained=False, num_classes=num_classes)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InvalidInputError(f"architecture {name!r} with num_classes={num_classes}: {exc}") from None
 
 
-def _torchvision_model(name: str, **kwargs: Any) -> Any:
+def _torchvision_model(name: str, num_classes: int = 1000) -> Any:
     from model_zoo.frameworks import import_torch
 
     import_torch()
@@ -148,9 +186,9 @@ def _torchvision_model(name: str, **kwargs: Any) -> Any:
     if name not in torchvision.models.list_models():
         raise InvalidInputError(f"architecture {name!r} is not a torchvision model")
     try:
-        return torchvision.models.get_model(name, weights=None, **kwargs)
-    except TypeError as exc:
-        raise InvalidInputError(f"architecture {name!r}: bad arguments {kwargs}: {exc}") from None
+        return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InvalidInputError(f"architecture {name!r} with num_classes={num_classes}: {exc}") from None
 
 
 def timm_preprocess(model: Any) -> Preprocess:
@@ -186,50 +224,35 @@ def load_keras_file(path: str | Path) -> Any:
                                 f"{text[:300]})") from None
 
 
-def _check_architecture(arch: Any, where: str) -> dict[str, Any]:
-    if not isinstance(arch, Mapping) or arch.get("framework") not in ("torch", "keras"):
-        raise InvalidInputError(f"{where}: framework: expected 'torch' or 'keras'")
-    if arch["framework"] == "torch":
-        if arch.get("library") not in ("timm", "torchvision"):
-            raise InvalidInputError(f"{where}: library: expected 'timm' or 'torchvision', found {arch.get('library')!r}")
-        if not isinstance(arch.get("name"), str) or not _ARCH_NAME.match(arch["name"]):
-            raise InvalidInputError(f"{where}: name: expected an architecture name, found {arch.get('name')!r}")
-        kwargs = arch.get("kwargs") or {}
-        if not isinstance(kwargs, Mapping) or not all(
-                isinstance(k, str) and (v is None or isinstance(v, (bool, int, float, str))) for k, v in kwargs.items()):
-            raise InvalidInputError(f"{where}: kwargs: only text keys with number/text/bool/null values")
-    pre = arch.get("preprocess")
-    if pre is not None and not isinstance(pre, Mapping):
-        raise InvalidInputError(f"{where}: preprocess: expected an object or null")
-    return dict(arch)
+def model_from_export(folder: str | Path) -> tuple[Any, Resolved, str, str]:
+    """Rebuild an exported plugin model: (model, resolved preprocessing, framework, weights sha256).
+    Only validated ``architecture.json`` data and safe weight formats are read; no plugin code runs here."""
+    from model_zoo.weights import load_into, load_state_dict
 
-
-def model_from_export(folder: str | Path) -> tuple[Any, Preprocess | None, str, str]:
-    """Rebuild an exported plugin model: (model, preprocess, framework, weights sha256).
-    Only ``architecture.json`` data and safe weight formats are read; no plugin code runs here."""
     folder = Path(folder)
-    arch = _check_architecture(read_json(folder / "architecture.json"), f"{folder / 'architecture.json'}")
+    where = str(folder / "architecture.json")
+    arch = check_architecture(read_json(folder / "architecture.json", "architecture.json"), where)
+    declared = arch["preprocess"] is not None
+    origin = arch.get("preprocess_origin") or ("declared by the plugin (PREPROCESS)" if declared else "")
     if arch["framework"] == "keras":
         path = folder / "model.keras"
         model = load_keras_file(path)
-        pre = Preprocess.coerce(arch["preprocess"]) if arch.get("preprocess") is not None else None
-        return model, pre, "keras", sha256_file(path)
+        pre = Preprocess.coerce(arch["preprocess"]) if declared else None
+        resolved = Resolved(pre, origin if declared else "no PREPROCESS: raw float32 [0, 255] RGB", guess=not declared)
+        return model, resolved, "keras", sha256_file(path)
     path = folder / "weights.safetensors"
     if not path.is_file():
         raise InvalidInputError(f"{path}: missing (the plugin export's weights)")
     build = _timm_model if arch["library"] == "timm" else _torchvision_model
-    model = build(arch["name"], **dict(arch.get("kwargs") or {}))
-    from safetensors.torch import load_model
-
-    try:
-        load_model(model, str(path), strict=True)
-    except RuntimeError as exc:
-        raise InvalidInputError(f"{path}: weights do not fit architecture {arch['name']!r}: {str(exc)[:400]}") from None
-    if arch.get("preprocess") is not None:
-        pre = Preprocess.coerce(arch["preprocess"])
+    model = build(arch["name"], num_classes=int(arch["kwargs"].get("num_classes", 1000)))
+    load_into(model, load_state_dict(path), where=str(path))
+    if declared:
+        resolved = Resolved(Preprocess.coerce(arch["preprocess"]), origin, guess=origin.startswith("guessed"))
+    elif arch["library"] == "timm":
+        resolved = Resolved(timm_preprocess(model), f"guessed: the timm data config of {arch['name']}", guess=True)
     else:
-        pre = timm_preprocess(model) if arch["library"] == "timm" else PREPROCESS_PRESETS["imagenet"]
-    return model, pre, "torch", sha256_file(path)
+        resolved = Resolved(preset("imagenet"), "guessed: ImageNet statistics (torchvision)", guess=True)
+    return model, resolved, "torch", sha256_file(path)
 
 
 @contextlib.contextmanager
@@ -261,18 +284,36 @@ def torch_uint8() -> Any:
 
 
 # ----------------------------------------------------------------------------------- adapters
-def load_adapter(source: ModelSource, spec: SubmittedSpec, *, device: str = "cpu", precision: str = "float32",
-                 export_dir: str | Path | None = None, limits: Limits = Limits()) -> Any:
-    """The adapter of a submitted model. Plugins are built in the sandbox into ``export_dir``."""
+@dataclass
+class Loaded:
+    """A submitted model ready to score: its adapter, the preprocessing it is scored with, and the
+    ``weights`` label its records carry (``pretrained``, ``random`` or ``file:<sha256>``)."""
+
+    adapter: Any
+    preprocess: Resolved
+    weights_label: str
+    sandboxed: bool | None = None  # plugins: whether the build ran in the sandbox
+
+
+def load_submitted(source: ModelSource, spec: SubmittedSpec, *, device: str = "cpu", precision: str = "float32",
+                   export_dir: str | Path | None = None, limits: Limits = Limits(),
+                   trust_plugin: bool = False, require_preprocess: bool = False) -> Loaded:
+    """Load a submitted model. Plugins are built in the sandbox into ``export_dir`` (``trust_plugin``:
+    without one where none can be set up). ``require_preprocess``: refuse when the preprocessing would
+    only be a guess (a weights file or plugin whose normalisation nobody stated), naming the guess."""
     from model_zoo.wrap import wrap
 
+    sandboxed = None
     if source.kind == "plugin":
         if export_dir is None:
             raise InvalidInputError("a plugin needs a folder to export its model into")
-        build_plugin(source.path, export_dir, limits=limits)
-        model, pre, framework, sha = model_from_export(export_dir)
+        built = build_plugin(source.path, export_dir, limits=limits, trust_plugin=trust_plugin)
+        model, resolved, framework, sha = model_from_export(export_dir)
+        sandboxed = built.sandboxed
+        label = f"file:{sha}"
     elif source.kind == "keras":
-        model, pre, framework, sha = load_keras_file(source.path), None, "keras", sha256_file(source.path)
+        model, framework, sha = load_keras_file(source.path), "keras", sha256_file(source.path)
+        resolved, label = Resolved(None, "none"), f"file:{sha}"
     else:
         from model_zoo.builders import timm_models
         from model_zoo.catalog import ModelSpec
@@ -291,11 +332,34 @@ def load_adapter(source: ModelSource, spec: SubmittedSpec, *, device: str = "cpu
         else:
             built = timm_models.build(cat_spec, request)
         model, framework, sha = built.model, "torch", built.weights_sha256
-        pre = timm_preprocess(model)
+        config = timm_preprocess(model)
+        if source.kind == "weights":
+            label = f"file:{sha}"
+            resolved = Resolved(config, f"--preprocess timm: the timm data config of {source.name}") if source.timm_config \
+                else Resolved(config, f"guessed: the timm data config of {source.name}'s default weights", guess=True)
+        else:
+            label = source.weights
+            resolved = Resolved(config, f"the timm data config of {source.name}"
+                                + (" (random weights: a control)" if request.random else " (its published weights)"))
     if source.preprocess_given:
-        pre = source.preprocess
+        resolved = Resolved(source.preprocess, f"given: {source.preprocess_from}")
+    if require_preprocess and resolved.guess:
+        presets = ", ".join(n for n in PRESET_NAMES if n != "timm")
+        how = (f"--preprocess timm (that guess, made explicit), another preset ({presets}) or a JSON object"
+               if source.kind == "weights" else
+               f"declare PREPROCESS = {{...}} in the plugin, or pass --preprocess with a preset ({presets}) or a "
+               "JSON object")
+        raise InvalidInputError(f"the preprocessing would only be a guess: {resolved.describe()}. Say how the "
+                                f"model wants its pixels: {how}")
     spec = SubmittedSpec(**{**spec.__dict__, "framework": framework})
     kwargs: dict[str, Any] = {"spec": spec, "weights_sha256": sha, "precision": precision}
     if framework == "torch":
         kwargs["device"] = device
-    return wrap(model, pre, **kwargs)
+    return Loaded(wrap(model, resolved.preprocess, **kwargs), resolved, label, sandboxed)
+
+
+def load_adapter(source: ModelSource, spec: SubmittedSpec, *, device: str = "cpu", precision: str = "float32",
+                 export_dir: str | Path | None = None, limits: Limits = Limits(), trust_plugin: bool = False) -> Any:
+    """The adapter of a submitted model (:func:`load_submitted` without the bookkeeping)."""
+    return load_submitted(source, spec, device=device, precision=precision, export_dir=export_dir, limits=limits,
+                          trust_plugin=trust_plugin).adapter

@@ -1,9 +1,14 @@
 """Run a submission plugin and export its model: the child side of :mod:`leaderboard.sandbox`.
 
-Started as ``python -I plugin_child.py PLUGIN OUT_DIR MEMORY_MB CPU_S FILE_MB`` in a fresh temporary
-working folder. Before the plugin is imported it sets its own hard resource limits (address space,
-CPU seconds (0: none), largest file; no core dumps), which the plugin cannot raise again. It imports nothing from alignbench (the
-plugin is untrusted code; this process is disposable). It imports the plugin, calls
+Started as ``python -I plugin_child.py PLUGIN OUT_DIR MEMORY_MB CPU_S FILE_MB`` (inside the bubblewrap
+sandbox, or, trusted, in a fresh temporary working folder). Before the plugin is imported it sets its
+own hard resource limits (address space, CPU seconds (0: none), largest file; no core dumps), which
+the plugin cannot raise again, makes itself the subreaper of its descendants
+(``prctl(PR_SET_CHILD_SUBREAPER)``) and forks: the worker imports the plugin and builds the model;
+this supervisor waits for it, then kills every descendant left (a ``setsid`` or double-forked child
+is re-parented to the supervisor, not to init) and exits with the worker's status (128 + signal
+when it was killed, with the signal's name in ``OUT_DIR/signal.txt``). It imports nothing from
+alignbench (the plugin is untrusted code; this process is disposable). The worker calls
 ``build_model()`` and writes to OUT_DIR:
 
 * a ``torch.nn.Module``: ``weights.safetensors`` (its state dict) and ``architecture.json`` naming a
@@ -12,13 +17,18 @@ plugin is untrusted code; this process is disposable). It imports the plugin, ca
   model, the one it was created as;
 * a ``keras.Model``: ``model.keras`` (loaded by the parent in Keras safe mode) and ``architecture.json``.
 
-An optional ``PREPROCESS`` dict (fields of ``model_zoo.preprocessing.Preprocess``) is passed on; timm
-models default to their own data config. The outcome goes to ``OUT_DIR/result.json``.
+An optional ``PREPROCESS`` dict (fields of ``model_zoo.preprocessing.Preprocess``) is passed on
+(``preprocess_origin`` says whether the plugin declared it or it was read off a timm model's data
+config). Everything written is data the parent validates before use. The outcome goes to
+``OUT_DIR/result.json``.
 """
+import ctypes
 import importlib.util
 import json
 import os
+import signal
 import sys
+import time
 import traceback
 
 EXIT_PLUGIN_ERROR = 3
@@ -84,11 +94,13 @@ def _export_torch(module, model, out_dir):
 
     save_model(model, os.path.join(out_dir, "weights.safetensors"))
     preprocess = getattr(module, "PREPROCESS", None)
+    origin = "declared by the plugin (PREPROCESS)" if preprocess is not None else None
     if preprocess is None and arch["library"] == "timm" and hasattr(model, "pretrained_cfg"):
         preprocess = _timm_preprocess(model)
+        origin = "guessed: the timm data config of the model the plugin returned"
     return {"framework": "torch", "library": arch["library"], "name": arch["name"],
             "kwargs": _json_scalars(arch.get("kwargs", {})), "preprocess": preprocess,
-            "weights": "weights.safetensors"}
+            "preprocess_origin": origin, "weights": "weights.safetensors"}
 
 
 def _limit(memory_mb, cpu_s, file_mb):
@@ -104,9 +116,8 @@ def _limit(memory_mb, cpu_s, file_mb):
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def main(argv):
-    plugin, out_dir = argv[1], argv[2]
-    _limit(int(argv[3]), int(argv[4]), int(argv[5]))
+def _build(plugin, out_dir):
+    """The worker: import the plugin, build and export its model (exits the process)."""
     try:
         spec = importlib.util.spec_from_file_location("alignbench_submission_plugin", plugin)
         module = importlib.util.module_from_spec(spec)
@@ -125,7 +136,9 @@ def main(argv):
             arch = _export_torch(module, model, out_dir)
         elif keras is not None and isinstance(model, keras.Model):
             model.save(os.path.join(out_dir, "model.keras"))
-            arch = {"framework": "keras", "preprocess": getattr(module, "PREPROCESS", None), "weights": "model.keras"}
+            pre = getattr(module, "PREPROCESS", None)
+            arch = {"framework": "keras", "preprocess": pre, "weights": "model.keras",
+                    "preprocess_origin": "declared by the plugin (PREPROCESS)" if pre is not None else None}
         else:
             raise TypeError(f"build_model() must return a torch.nn.Module or a keras.Model, "
                             f"got {type(model).__module__}.{type(model).__name__}")
@@ -138,6 +151,89 @@ def main(argv):
             _fail(out_dir, f"the plugin called exit({exc.code}) in build_model()")
         _fail(out_dir, "build_model() failed: " + _describe_error(exc))
     _write(out_dir, {"ok": True})
+    sys.exit(0)
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _set_subreaper():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _children(pid):
+    """Pids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 1 and int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+def _kill_descendants():
+    """SIGKILL every process left below this one until none is (orphans come back to us: subreaper)."""
+    me = os.getpid()
+    for _ in range(10000):
+        kids = _children(me)
+        for pid in kids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            if not kids:
+                return
+        time.sleep(0.005)
+
+
+def main(argv):
+    plugin, out_dir = argv[1], argv[2]
+    _limit(int(argv[3]), int(argv[4]), int(argv[5]))
+    _set_subreaper()
+    sys.stdout.flush()
+    worker = os.fork()
+    if worker == 0:
+        try:
+            _build(plugin, out_dir)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:  # noqa: BLE001 - never return into the supervisor's code
+            code = EXIT_PLUGIN_ERROR
+        else:
+            code = 0
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    while True:
+        try:
+            _, status = os.waitpid(worker, 0)
+            break
+        except InterruptedError:
+            continue
+    _kill_descendants()
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            with open(os.path.join(out_dir, "signal.txt"), "w", encoding="ascii") as fh:
+                fh.write(signal.Signals(sig).name)
+        except (OSError, ValueError):
+            pass
+        os._exit(128 + sig)
+    os._exit(os.WEXITSTATUS(status))
 
 
 if __name__ == "__main__":

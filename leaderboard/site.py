@@ -4,7 +4,21 @@ Input: a results folder: the catalog's records (``results/<dataset>/*.json``, me
 maintainers), submission bundles (``results/submissions/*/``, measured by submitters; only bundles
 that pass :mod:`leaderboard.validate` are listed) and, optionally, the published reference points
 (``results/published/``, read off the paper's figures; shown as "published", never mixed up with
-measured rows).
+measured rows). Facts of the datasets come from the pins (``known_datasets.json``), never from a
+bundle, and no dataset is opened.
+
+Every row falls in one of three sections, each ranked on its own (per dataset):
+
+* **main**: the maintainers' runs, and submissions checked against a fully pinned dataset;
+* **unverified**: submissions on a dataset whose count, fingerprint, id set or ceiling is not pinned
+  (checked only against what is known, e.g. the catalog's records), and maintainers' runs that do not
+  match the pinned dataset;
+* **synthetic**: anything on generated data (the pins' ``synthetic``, or the record's
+  ``dataset_synthetic``): never ranked with human data.
+
+Random-weight controls are marked and not ranked. Each mark (SYNTHETIC, random weights, unverified)
+is shown wherever the row's number is: the table, the plot, the model page, and the CSV and
+Markdown exports.
 
 Output (``SITE_DIR``)::
 
@@ -34,6 +48,9 @@ from typing import Any, Iterable, Sequence
 from urllib.parse import quote, urlsplit
 
 from benchmark import records
+from leaderboard import fields as F
+from leaderboard.pins import CEILING_RTOL, DatasetPin, PinTable, as_table
+from leaderboard.validate import Standing
 from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import atomic_copy_file, atomic_write_text
 
@@ -43,11 +60,24 @@ CATALOG_SUBMITTER = "alignbench maintainers"
 COLUMNS = (
     ("rank", "Rank", "num"), ("model", "Model", "text"), ("family", "Family", "text"),
     ("top1", "Top-1 (%)", "num"), ("alignment", "Alignment (%)", "num"), ("sd", "SD (%)", "num"),
-    ("dice", "Dice", "num"), ("iou", "IoU", "num"), ("submitted_by", "Submitted by", "text"),
-    ("date", "Date", "text"), ("kind", "Measured / published", "text"),
+    ("dice", "Dice", "num"), ("iou", "IoU", "num"), ("weights", "Weights", "text"), ("data", "Data", "text"),
+    ("submitted_by", "Submitted by", "text"), ("date", "Date", "text"), ("kind", "Measured / published", "text"),
 )
-EXPORT_COLUMNS = ("dataset", "rank", "model_id", "model", "family", "top1", "top1_source", "alignment", "sd",
-                  "spearman", "dice", "iou", "n_images", "submitted_by", "date", "kind", "origin")
+EXPORT_COLUMNS = ("dataset", "section", "rank", "model_id", "model", "family", "top1", "top1_source", "alignment",
+                  "sd", "spearman", "dice", "iou", "n_images", "weights", "random_weights", "data", "synthetic",
+                  "verified", "note", "submitted_by", "date", "kind", "origin")
+SECTIONS = {
+    "main": ("Leaderboard", "Measured by the maintainers, or submitted and checked against the pinned dataset "
+             "(image count, fingerprint, image-id set and ceiling in known_datasets.json)."),
+    "unverified": ("Unverified submissions", "Not ranked with the leaderboard: the dataset's image count, "
+                   "fingerprint, image-id set or ceiling is not pinned (or a run does not match the pinned "
+                   "dataset), so these numbers could only be checked against what else is known. Each row says why."),
+    "synthetic": ("SYNTHETIC data (not human data)", "Scored on generated data (shapes and simulated "
+                  "participants): these numbers show the pipeline and say nothing about human visual strategies. "
+                  "Never ranked with the paper's data."),
+}
+RANDOM_NOTE = "random weights: an untrained control, not the pretrained model; not ranked"
+MAX_SHOWN_TEXT = 2000  # a catalog record is trusted, but no text on a page grows without bound
 
 
 @dataclass
@@ -72,6 +102,13 @@ class Entry:
     date: str | None
     kind: str
     origin: str
+    section: str = "main"            # main | unverified | synthetic (SECTIONS)
+    weights: str | None = None       # pretrained | random | file:<sha256> | plugin ... (what was scored)
+    random: bool = False             # a random-weight control: marked, never ranked
+    synthetic: bool = False          # scored on generated data
+    verified: bool = True            # checked against the pinned dataset (or a maintainers' run)
+    data: str = "not pinned"         # the Data column: pinned | not pinned | unverified | SYNTHETIC[, ...] | paper figure
+    note: str = ""                   # why a row is unverified or marked, in words
     rank: int | None = None
     page: str | None = None          # relative href of the model page
     record: dict[str, Any] | None = field(default=None, repr=False)
@@ -83,12 +120,29 @@ class Entry:
         digest = hashlib.sha1(f"{self.dataset}\0{self.origin}\0{self.model_id}".encode("utf-8")).hexdigest()[:12]
         return f"row-{digest}"
 
+    @property
+    def flags(self) -> list[str]:
+        """The marks of this row, in the order they are shown: synthetic, random, unverified."""
+        return [f for f, on in (("synthetic", self.synthetic), ("random", self.random),
+                                ("unverified", not self.verified)) if on]
+
+    @property
+    def weights_label(self) -> str:
+        """The Weights column: what was scored (published rows: the paper's own)."""
+        if self.kind == "published":
+            return "published"
+        if self.random:
+            return "RANDOM (control)"
+        w = self.weights or ""
+        return "own file" if w.startswith("file:") else (w or "?")
+
 
 @dataclass
 class SiteData:
     entries: list[Entry]
     datasets: list[str]
     notes: list[str]
+    synthetic_datasets: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------- collecting
@@ -103,6 +157,11 @@ def _num(value: Any) -> float | None:
 
 def _date(value: Any) -> str | None:
     return str(value)[:10] if isinstance(value, str) and value else None
+
+
+def _clip(value: Any, n: int = MAX_SHOWN_TEXT) -> str:
+    text = str(value)
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
 
 
 def discover_datasets(results_dir: Path) -> list[str]:
@@ -128,51 +187,81 @@ def discover_datasets(results_dir: Path) -> list[str]:
     return valid
 
 
-def _catalog_entries(results_dir: Path, dataset: str, notes: list[str]) -> list[Entry]:
+def _classify_catalog(e: Entry, r: dict[str, Any], pin: DatasetPin | None) -> None:
+    """A maintainers' run: trusted, but compared with the dataset's pin (other data is not ranked with it)."""
+    e.synthetic = F.synthetic(r) or bool(pin and pin.synthetic)
+    if pin is None or not pin.pinned:
+        e.data = "not pinned"
+        e.note = "the dataset's facts are not pinned in known_datasets.json"
+    differs = []
+    if pin is not None and pin.pinned:
+        if F.fingerprint(r) != pin.fingerprint or F.n_images(r) != pin.n_images:
+            differs.append(f"scored on other data than the pinned {e.dataset} ({F.n_images(r)} images, fingerprint "
+                           f"{F.fingerprint(r)})")
+        e.data = "pinned"
+    if pin is not None and pin.ceiling is not None and F.ceiling(r) is not None \
+            and abs(F.ceiling(r) - pin.ceiling) > CEILING_RTOL * pin.ceiling:
+        differs.append(f"ceiling {F.ceiling(r)} is not the pinned {pin.ceiling}")
+    if differs:
+        e.verified, e.data, e.note = False, "unverified", "; ".join(differs)
+
+
+def _catalog_entries(results_dir: Path, dataset: str, notes: list[str], pins: PinTable) -> list[Entry]:
     loaded = records.load_results(results_dir, dataset)
     notes += loaded.problems
     out = []
     for r in loaded.records:
-        if r.get("status") != "ok" or r.get("task", "maps") != "maps":
+        if not F.ok(r) or F.task(r) != "maps":
             continue
         try:
             records.safe_name(str(r.get("model")), "model id")
         except InvalidInputError as exc:  # the id names the model's page: never a path
             notes.append(f"{r['_path']}: left out: {exc}")
             continue
-        prov = r.get("provenance") if isinstance(r.get("provenance"), dict) else {}
-        scores = Path(r["_path"]).with_name(str(r.get("scores_file") or ""))
-        out.append(Entry(
-            dataset=dataset, model_id=str(r["model"]), model=str(r.get("display_name") or r["model"]),
-            family=r.get("family"), top1=_num(r.get("top1_published")),
-            top1_source=r.get("top1_source") or ("published (catalog)" if r.get("top1_published") is not None else None),
-            alignment=_pct(r.get("normalized")), sd=_pct(r.get("normalized_error")), spearman=_num(r.get("spearman_mean")),
-            dice=_num(r.get("dice_mean")), iou=_num(r.get("iou_mean")), n_images=r.get("n_images"),
+        prov = F.provenance(r)
+        name = F.scores_file(r)
+        try:
+            scores = Path(r["_path"]).with_name(records.safe_name(name, "scores file")) if name else None
+        except InvalidInputError:
+            scores = None
+        random = F.random_weights(r)
+        e = Entry(
+            dataset=dataset, model_id=str(r["model"]), model=_clip(F.display_name(r) or r["model"], 200),
+            family=F.family(r), top1=F.top1(r),
+            top1_source=F.top1_source(r) or ("published (catalog)" if F.top1(r) is not None else None),
+            alignment=_pct(F.alignment(r)), sd=_pct(F.alignment_error(r)), spearman=F.spearman(r),
+            dice=F.dice(r), iou=F.iou(r), n_images=F.n_images(r),
             submitted_by=CATALOG_SUBMITTER, date=_date(prov.get("date")), kind="measured", origin="catalog",
-            record=r, scores_file=scores if r.get("scores_file") and scores.is_file() else None))
+            record=r, scores_file=scores if scores is not None and scores.is_file() else None,
+            weights=F.weights(r), random=random)
+        _classify_catalog(e, r, pins.get(dataset))
+        out.append(e)
     return out
 
 
-def _submission_entries(results_dir: Path, datasets: Sequence[str], notes: list[str], validate: bool) -> list[Entry]:
+def _submission_entries(results_dir: Path, datasets: Sequence[str], notes: list[str], validate: bool,
+                        pins: PinTable) -> list[Entry]:
     from leaderboard.bundle import inside, list_bundles, read_bundle
 
     paths = list_bundles(results_dir)
     if not paths:
         return []
     rejected: dict[str, list[str]] = {}
+    standing: dict[tuple[str, str], Standing] = {}
     if validate:
         from leaderboard.validate import validate_bundles
 
-        # the site never opens (or downloads) datasets: the facts come from known_datasets.json or the
-        # catalog's own records, as for any maintainer without the data at hand
-        report = validate_bundles(paths, results_dir=results_dir, use_local_data=False)
+        # the site never opens (or downloads) datasets: the facts come from the pins of
+        # known_datasets.json or the catalog's own records, as for any maintainer without the data
+        report = validate_bundles(paths, results_dir=results_dir, use_local_data=False, pins=pins)
+        standing = report.standing
         for p in report.problems:
             rejected.setdefault(p.bundle, []).append(f"{p.field}: {p.message}")
     out = []
     for path in paths:
         if path.name in rejected:
             notes.append(f"submission {path.name} left out: {len(rejected[path.name])} validation problem(s), "
-                         f"e.g. {rejected[path.name][0]}")
+                         f"e.g. {_clip(rejected[path.name][0], 300)}")
             continue
         bundle = read_bundle(path)
         if bundle.submission is None:
@@ -180,25 +269,47 @@ def _submission_entries(results_dir: Path, datasets: Sequence[str], notes: list[
             continue
         meta = bundle.meta
         sub = bundle.submission
+        source = (sub.get("model") or {}).get("source") if isinstance(sub.get("model"), dict) else {}
+        source = source if isinstance(source, dict) else {}
         who = str(meta.submitter or "?")
         if meta.affiliation:
             who += f" ({meta.affiliation})"
         for name, r in sorted(bundle.records.items()):
-            if name not in datasets or r.get("status") != "ok":
+            if name not in datasets or not F.ok(r):
                 continue
             try:
                 scores = inside(path, name, f"{bundle.id}.scores.csv")
             except InvalidInputError:
                 scores = None
-            claimed = _num(r.get("top1_published"))
-            out.append(Entry(
+            claimed = _num(meta.top1_claimed)
+            st = standing.get((bundle.id, name), Standing("unverified", False, "not validated (--no-validate)"))
+            random = source.get("kind") == "timm" and source.get("weights") == "random"
+            e = Entry(
                 dataset=name, model_id=bundle.id, model=str(meta.model_name or bundle.id), family=meta.family,
                 top1=claimed, top1_source=f"claimed by the submitter ({meta.top1_method})" if claimed is not None else None,
-                alignment=_pct(r.get("normalized")), sd=_pct(r.get("normalized_error")), spearman=_num(r.get("spearman_mean")),
-                dice=_num(r.get("dice_mean")), iou=_num(r.get("iou_mean")), n_images=r.get("n_images"),
+                alignment=_pct(F.alignment(r)), sd=_pct(F.alignment_error(r)), spearman=F.spearman(r),
+                dice=F.dice(r), iou=F.iou(r), n_images=F.n_images(r),
                 submitted_by=who, date=_date(sub.get("created")), kind="measured", origin="submission",
-                record=r, submission=sub, scores_file=scores if scores is not None and scores.is_file() else None))
+                record=r, submission=sub, scores_file=scores if scores is not None and scores.is_file() else None,
+                weights=str(source.get("weights") or F.weights(r) or ""), random=random,
+                synthetic=st.synthetic or F.synthetic(r), verified=st.level == "pinned")
+            e.data = "pinned" if e.verified else "unverified"
+            e.note = "" if e.verified else st.reason
+            out.append(e)
     return out
+
+
+def _section(e: Entry) -> str:
+    """Synthetic data first (never ranked with human data), then unverified, else the leaderboard."""
+    return "synthetic" if e.synthetic else ("unverified" if not e.verified else "main")
+
+
+def _finish_marks(e: Entry) -> None:
+    e.section = _section(e)
+    if e.synthetic:
+        e.data = "SYNTHETIC" + (", unverified" if not e.verified else "")
+    if e.random:
+        e.note = "; ".join(n for n in (RANDOM_NOTE, e.note) if n)
 
 
 def _published_entries(results_dir: Path, dataset: str, notes: list[str]) -> list[Entry]:
@@ -212,14 +323,16 @@ def _published_entries(results_dir: Path, dataset: str, notes: list[str]) -> lis
     return [Entry(dataset=dataset, model_id=p.model, model=p.label, family=p.family, top1=p.top1,
                   top1_source="published (paper)", alignment=p.alignment, sd=None, spearman=None, dice=None,
                   iou=None, n_images=None, submitted_by="published (read off the paper's figure)", date=None,
-                  kind="published", origin="published") for p in points]
+                  kind="published", origin="published", data="paper figure") for p in points]
 
 
 def collect(results_dir: str | Path, *, datasets: Iterable[str] | None = None, with_published: bool = True,
-            validate: bool = True) -> SiteData:
-    """Every leaderboard row of ``datasets`` (default: all found), ranked by alignment per dataset."""
+            validate: bool = True, pins: PinTable | str | Path | None = None) -> SiteData:
+    """Every leaderboard row of ``datasets`` (default: all found), marked and sectioned against
+    ``pins`` (default: the package's ``known_datasets.json``), ranked by alignment per dataset and section."""
     from benchmark.plots import PUBLISHED_FILES
 
+    table = as_table(pins)
     results_dir = Path(results_dir)
     if datasets is None:
         names = discover_datasets(results_dir)
@@ -231,27 +344,35 @@ def collect(results_dir: str | Path, *, datasets: Iterable[str] | None = None, w
     notes: list[str] = []
     entries: list[Entry] = []
     for name in names:
-        entries += _catalog_entries(results_dir, name, notes)
-        if with_published:
+        entries += _catalog_entries(results_dir, name, notes, table)
+        pin = table.get(name)
+        if with_published and not (pin is not None and pin.synthetic):
             entries += _published_entries(results_dir, name, notes)
-    entries += _submission_entries(results_dir, names, notes, validate)
+    entries += _submission_entries(results_dir, names, notes, validate, table)
+    for e in entries:
+        _finish_marks(e)
     _rank(entries)
     _assign_pages(entries)
-    present = [n for n in names if any(e.dataset == n for e in entries)]
-    return SiteData(entries=entries, datasets=present or names, notes=notes)
+    present = [n for n in names if any(e.dataset == n for e in entries)] or names
+    # human data first: the dataset shown when the page opens is never a synthetic one
+    present.sort(key=lambda n: any(e.synthetic for e in entries if e.dataset == n))
+    return SiteData(entries=entries, datasets=present, notes=notes,
+                    synthetic_datasets=sorted({e.dataset for e in entries if e.synthetic}))
 
 
 def _rank(entries: list[Entry]) -> None:
-    """Competition ranking (1, 2, 2, 4) by alignment within each dataset; no alignment: no rank."""
-    by_ds: dict[str, list[Entry]] = {}
+    """Competition ranking (1, 2, 2, 4) by alignment within each dataset and section; rows without an
+    alignment and random-weight controls get no rank."""
+    by_group: dict[tuple[str, str], list[Entry]] = {}
     for e in entries:
-        by_ds.setdefault(e.dataset, []).append(e)
-    for group in by_ds.values():
-        ranked = sorted((e for e in group if e.alignment is not None), key=lambda e: -e.alignment)
+        by_group.setdefault((e.dataset, e.section), []).append(e)
+    for group in by_group.values():
+        ranked = sorted((e for e in group if e.alignment is not None and not e.random), key=lambda e: -e.alignment)
         for i, e in enumerate(ranked):
             e.rank = ranked[i - 1].rank if i and ranked[i - 1].alignment == e.alignment else i + 1
-        group.sort(key=lambda e: (e.rank is None, e.rank or 0, e.model.lower()))
-    entries.sort(key=lambda e: (e.dataset, e.rank is None, e.rank or 0, e.model.lower()))
+    order = list(SECTIONS)
+    entries.sort(key=lambda e: (order.index(e.section), e.dataset, e.rank is None, e.rank or 0,
+                                -(e.alignment if e.alignment is not None else -1e9), e.model.lower()))
 
 
 def _assign_pages(entries: list[Entry]) -> None:
@@ -317,6 +438,12 @@ circle.pt{cursor:pointer;stroke-width:1.5}circle.pt.hl{stroke:#000;stroke-width:
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dl.kv dt{font-weight:600}
 dl.kv dd{margin:0;overflow-wrap:anywhere}.desc{white-space:pre-wrap;background:#f7f7f7;padding:.6rem}
 code{font-size:.85em}.table-wrap{overflow-x:auto}
+.badge{display:inline-block;font-size:.72rem;font-weight:700;padding:0 .35rem;margin-left:.3rem;border-radius:.2rem;
+vertical-align:middle;letter-spacing:.02em}.badge.synthetic{background:#b00020;color:#fff}
+.badge.random{background:#444;color:#fff}.badge.unverified{background:#ffe08a;color:#5a4100}
+.banner{padding:.5rem .8rem;margin:.6rem 0;border-left:.4rem solid #b00020;background:#fdecee}
+.banner.random{border-color:#444;background:#eee}.banner.unverified{border-color:#c99700;background:#fff7dc}
+section.board-section{margin-top:1.5rem}
 """
 
 
@@ -343,12 +470,29 @@ def _ticks(lo: float, hi: float, n: int = 6) -> list[float]:
     return [round(start + i * step, 10) for i in range(int((hi - start) / step + 1e-9) + 1)]
 
 
+def _badges(e: Entry) -> str:
+    """The row's marks as HTML badges (each with its meaning in a tooltip)."""
+    words = {"synthetic": ("SYNTHETIC", "scored on generated data, not human data"),
+             "random": ("random weights", RANDOM_NOTE),
+             "unverified": ("unverified", e.note or "not checked against a pinned dataset")}
+    return "".join(f'<span class="badge {f}" title="{esc(words[f][1])}">{esc(words[f][0])}</span>' for f in e.flags)
+
+
+def _mark_text(e: Entry) -> str:
+    """The row's marks as plain text (plot labels, exports): e.g. ``[SYNTHETIC data; random weights]``."""
+    words = {"synthetic": "SYNTHETIC data", "random": "random weights", "unverified": "unverified"}
+    return f" [{'; '.join(words[f] for f in e.flags)}]" if e.flags else ""
+
+
 def plot_svg(entries: Sequence[Entry], dataset: str) -> str:
     """Inline SVG of top-1 (x, %) against alignment (y, % of ceiling) for ``dataset``'s rows with
-    both values. Measured points are filled circles, published ones hollow; family gives the colour."""
+    both values. Measured points are filled circles, published ones hollow; family gives the colour;
+    random-weight controls are grey with a dashed outline, unverified submissions have a dashed black
+    outline, and a plot of generated data says SYNTHETIC DATA across its top."""
     from benchmark.plots import FAMILY_STYLE
 
     pts = [e for e in entries if e.dataset == dataset and e.top1 is not None and e.alignment is not None]
+    synthetic = any(e.synthetic for e in entries if e.dataset == dataset)
     x0, y0 = MARGIN["left"], MARGIN["top"]
     w = PLOT_W - MARGIN["left"] - MARGIN["right"]
     h = PLOT_H - MARGIN["top"] - MARGIN["bottom"]
@@ -365,10 +509,13 @@ def plot_svg(entries: Sequence[Entry], dataset: str) -> str:
     def sy(v: float) -> float:
         return y0 + h - (v - ylo) / (yhi - ylo) * h
 
+    what = "SYNTHETIC data " if synthetic else ""
     parts = [f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {PLOT_W} {PLOT_H}" '
              f'width="{PLOT_W}" height="{PLOT_H}" role="img" data-dataset="{esc(dataset)}" '
-             f'aria-label="ImageNet top-1 accuracy versus human alignment on {esc(dataset)}">',
-             f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="#fff" stroke="#999"/>']
+             f'data-synthetic="{"true" if synthetic else "false"}" '
+             f'aria-label="ImageNet top-1 accuracy versus human alignment on {what}{esc(dataset)}">',
+             f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="{"#fdecee" if synthetic else "#fff"}" stroke="#999"/>',
+             f'<text x="{x0}" y="{y0 - 6}" font-size="12" font-weight="600">{esc(dataset)}</text>']
     for t in _ticks(xlo, xhi):
         parts.append(f'<line x1="{sx(t):.1f}" y1="{y0}" x2="{sx(t):.1f}" y2="{y0 + h}" stroke="#eee"/>'
                      f'<text x="{sx(t):.1f}" y="{y0 + h + 16}" font-size="11" text-anchor="middle">{t:g}</text>')
@@ -379,27 +526,40 @@ def plot_svg(entries: Sequence[Entry], dataset: str) -> str:
                  'ImageNet top-1 accuracy (%)</text>')
     parts.append(f'<text transform="translate(14 {y0 + h / 2:.1f}) rotate(-90)" font-size="12" text-anchor="middle">'
                  'Alignment (% of human ceiling)</text>')
+    if synthetic:
+        parts.append(f'<text class="synthetic-label" x="{x0 + w - 8}" y="{y0 + 18}" font-size="15" font-weight="700" '
+                     f'fill="#b00020" text-anchor="end">SYNTHETIC DATA: {esc(dataset)} (not human data)</text>')
     # published (hollow) first, so measured points are drawn on top
     for e in sorted(pts, key=lambda e: e.kind != "published"):
         _, colour = FAMILY_STYLE.get(e.family, FAMILY_STYLE[None])
-        fill = "none" if e.kind == "published" else colour
-        label = f"{e.model}: top-1 {e.top1:.1f}%, alignment {e.alignment:.1f}% ({e.kind}; {e.submitted_by})"
+        fill = "none" if e.kind == "published" else ("#bbb" if e.random else colour)
+        stroke, dash = colour, ""
+        if e.random:
+            stroke, dash = "#444", ' stroke-dasharray="2 2"'
+        elif not e.verified:
+            stroke, dash = "#000", ' stroke-dasharray="3 2"'
+        label = (f"{e.model}{_mark_text(e)}: top-1 {e.top1:.1f}%, alignment {e.alignment:.1f}% "
+                 f"({e.kind}; {e.submitted_by})")
         parts.append(
-            f'<circle class="pt {e.kind}" cx="{sx(e.top1):.2f}" cy="{sy(e.alignment):.2f}" r="5" fill="{fill}" '
-            f'stroke="{colour}" tabindex="0" data-row="{e.row_id}" data-model="{esc(e.model_id)}" '
-            f'data-label="{esc(e.model)}" data-kind="{e.kind}" data-x="{e.top1:.1f}" data-y="{e.alignment:.1f}">'
+            f'<circle class="pt {e.kind}{"".join(" " + f for f in e.flags)}" cx="{sx(e.top1):.2f}" '
+            f'cy="{sy(e.alignment):.2f}" r="5" fill="{fill}" stroke="{stroke}"{dash} tabindex="0" '
+            f'data-row="{e.row_id}" data-model="{esc(e.model_id)}" data-label="{esc(e.model + _mark_text(e))}" '
+            f'data-kind="{e.kind}" data-flags="{" ".join(e.flags)}" data-x="{e.top1:.1f}" data-y="{e.alignment:.1f}">'
             f'<title>{esc(label)}</title></circle>')
-    legend_y = y0 + 8
+    legend_y = y0 + 8 + (20 if synthetic else 0)
     families = sorted({e.family for e in pts}, key=lambda f: FAMILY_STYLE.get(f, FAMILY_STYLE[None])[0])
-    for i, fam in enumerate(families):
-        name, colour = FAMILY_STYLE.get(fam, FAMILY_STYLE[None])
-        yy = legend_y + 14 * i
-        parts.append(f'<circle cx="{x0 + 12}" cy="{yy + 4}" r="4" fill="{colour}"/>'
-                     f'<text x="{x0 + 20}" y="{yy + 8}" font-size="11">{esc(name)}</text>')
+    legend = [(f'fill="{FAMILY_STYLE.get(f, FAMILY_STYLE[None])[1]}"', FAMILY_STYLE.get(f, FAMILY_STYLE[None])[0])
+              for f in families]
     if any(e.kind == "published" for e in pts):
-        yy = legend_y + 14 * len(families)
-        parts.append(f'<circle cx="{x0 + 12}" cy="{yy + 4}" r="4" fill="none" stroke="#555"/>'
-                     f'<text x="{x0 + 20}" y="{yy + 8}" font-size="11">hollow: published (paper)</text>')
+        legend.append(('fill="none" stroke="#555"', "hollow: published (paper)"))
+    if any(e.random for e in pts):
+        legend.append(('fill="#bbb" stroke="#444" stroke-dasharray="2 2"', "grey, dashed: random weights (control)"))
+    if any(not e.verified for e in pts):
+        legend.append(('fill="#fff" stroke="#000" stroke-dasharray="3 2"', "dashed outline: unverified submission"))
+    for i, (style, name) in enumerate(legend):
+        yy = legend_y + 14 * i
+        parts.append(f'<circle cx="{x0 + 12}" cy="{yy + 4}" r="4" {style}/>'
+                     f'<text x="{x0 + 20}" y="{yy + 8}" font-size="11">{esc(name)}</text>')
     if not pts:
         parts.append(f'<text x="{x0 + w / 2:.1f}" y="{y0 + h / 2:.1f}" text-anchor="middle" font-size="13">'
                      'no model with both a top-1 and an alignment</text>')
@@ -409,22 +569,42 @@ def plot_svg(entries: Sequence[Entry], dataset: str) -> str:
 
 # ----------------------------------------------------------------------------------- pages
 def _row_html(e: Entry) -> str:
-    search = " ".join(str(v) for v in (e.model, e.model_id, e.family or "", e.submitted_by, e.kind)).lower()
-    data = {"dataset": e.dataset, "rank": e.rank, "model": e.model, "family": e.family or "", "top1": e.top1,
-            "alignment": e.alignment, "sd": e.sd, "dice": e.dice, "iou": e.iou, "submitted_by": e.submitted_by,
-            "date": e.date or "", "kind": e.kind, "search": search}
+    search = " ".join(str(v) for v in (e.model, e.model_id, e.family or "", e.submitted_by, e.kind,
+                                      " ".join(e.flags))).lower()
+    data = {"dataset": e.dataset, "section": e.section, "rank": e.rank, "model": e.model, "family": e.family or "",
+            "top1": e.top1, "alignment": e.alignment, "sd": e.sd, "dice": e.dice, "iou": e.iou,
+            "weights": e.weights_label, "data": e.data, "submitted_by": e.submitted_by, "date": e.date or "",
+            "kind": e.kind, "flags": " ".join(e.flags), "search": search}
     attrs = " ".join(f'data-{k}="{esc("" if v is None else v)}"' for k, v in data.items())
     name = f'<a href="{esc(quote(e.page))}">{esc(e.model)}</a>' if e.page else esc(e.model)
     top1_title = f' title="{esc(e.top1_source)}"' if e.top1_source else ""
+    note = f' title="{esc(e.note)}"' if e.note else ""
+    rank = e.rank if e.rank is not None else ("control" if e.random else "")
     cells = [
-        f'<td class="num">{e.rank if e.rank is not None else ""}</td>', f"<td>{name}</td>",
+        f'<td class="num">{rank}</td>', f"<td>{name}{_badges(e)}</td>",
         f"<td>{esc(e.family or '')}</td>", f'<td class="num"{top1_title}>{fmt(e.top1, 1)}'
         + ("*" if e.origin == "submission" and e.top1 is not None else "") + "</td>",
         f'<td class="num">{fmt(e.alignment, 1)}</td>', f'<td class="num">{fmt(e.sd, 1)}</td>',
         f'<td class="num">{fmt(e.dice, 3)}</td>', f'<td class="num">{fmt(e.iou, 3)}</td>',
+        f"<td>{esc(e.weights_label)}</td>", f"<td{note}>{esc(e.data)}</td>",
         f"<td>{esc(e.submitted_by)}</td>", f"<td>{esc(e.date or '')}</td>", f"<td>{esc(e.kind)}</td>",
     ]
-    return f'<tr id="{e.row_id}" class="{e.kind}" {attrs}>' + "".join(cells) + "</tr>"
+    classes = " ".join([e.kind, *e.flags])
+    return f'<tr id="{e.row_id}" class="{classes}" {attrs}>' + "".join(cells) + "</tr>"
+
+
+def _table(section: str, rows: Sequence[Entry]) -> str:
+    head = "".join(
+        f'<th scope="col" data-key="{k}" data-type="{t}" aria-sort="{"ascending" if k == "rank" else "none"}"'
+        f'{" class=num" if t == "num" else ""}><button type="button">{esc(label)}</button></th>'
+        for k, label, t in COLUMNS)
+    title, text = SECTIONS[section]
+    table_id = "board" if section == "main" else f"board-{section}"
+    body = "\n".join(_row_html(e) for e in rows)
+    return (f'<section class="board-section" id="section-{section}" data-section="{section}">'
+            f'<h2>{esc(title)}</h2><p class="sub">{esc(text)}</p>'
+            f'<div class="table-wrap"><table id="{table_id}" class="board" data-section="{section}"><thead><tr>{head}'
+            f'</tr></thead>\n<tbody>\n{body}\n</tbody></table></div></section>')
 
 
 def index_html(data: SiteData, script: str) -> str:
@@ -432,22 +612,32 @@ def index_html(data: SiteData, script: str) -> str:
 
     families = sorted({e.family for e in data.entries if e.family})
     options = "".join(f'<option value="{esc(f)}">{esc(FAMILY_STYLE.get(f, (f,))[0])}</option>' for f in families)
-    ds_options = "".join(f'<option value="{esc(d)}"{" selected" if i == 0 else ""}>{esc(d)}</option>'
-                         for i, d in enumerate(data.datasets))
+    ds_options = "".join(
+        f'<option value="{esc(d)}"{" selected" if i == 0 else ""}>{esc(d)}'
+        f'{" (SYNTHETIC)" if d in data.synthetic_datasets else ""}</option>' for i, d in enumerate(data.datasets))
     if len(data.datasets) > 1:
         ds_options += '<option value="">all datasets</option>'
-    head = "".join(
-        f'<th scope="col" data-key="{k}" data-type="{t}" aria-sort="{"ascending" if k == "rank" else "none"}"'
-        f'{" class=num" if t == "num" else ""}><button type="button">{esc(label)}</button></th>'
-        for k, label, t in COLUMNS)
-    rows = "\n".join(_row_html(e) for e in data.entries)
+    sections = []
+    for section in SECTIONS:
+        rows = [e for e in data.entries if e.section == section]
+        if rows or section == "main":
+            sections.append(_table(section, rows))
     plots = "\n".join(f'<div class="plot-wrap">{plot_svg(data.entries, d)}</div>' for d in data.datasets)
-    notes = "".join(f"<li>{esc(n)}</li>" for n in data.notes)
+    notes = "".join(f"<li>{esc(_clip(n, 600))}</li>" for n in data.notes)
+    synthetic = ""
+    if data.synthetic_datasets:
+        synthetic = (f'<p class="banner">SYNTHETIC data: {esc(", ".join(data.synthetic_datasets))} '
+                     "is generated (shapes, simulated participants). Its rows are listed in their own section and "
+                     "say nothing about human visual strategies.</p>")
     body = f"""<h1>alignbench leaderboard</h1>
 <p class="sub">How closely do vision models follow human visual strategies? Alignment is the mean per-image
 Spearman correlation between a model's saliency map and the human ClickMe map, as a percentage of the human
 inter-rater ceiling. <em>Measured</em> rows were scored with alignbench; <em>published</em> rows are read off the
-paper's figures. Top-1 marked * is claimed by the submitter (hover for how it was measured).</p>
+paper's figures. Top-1 marked * is claimed by the submitter (hover for how it was measured). Rows marked
+<span class="badge random">random weights</span> are untrained controls (not ranked);
+<span class="badge unverified">unverified</span> and <span class="badge synthetic">SYNTHETIC</span> rows are
+listed apart.</p>
+{synthetic}
 <div class="controls">
 <label>Dataset <select id="filter-dataset">{ds_options}</select></label>
 <label>Search <input id="filter-text" type="search" placeholder="model, family, submitter"></label>
@@ -459,11 +649,7 @@ paper's figures. Top-1 marked * is claimed by the submitter (hover for how it wa
 <h2>Accuracy versus alignment</h2>
 <p id="plot-info" aria-live="polite">Point at a circle for its model; click it to find its row.</p>
 {plots}
-<h2>Table</h2>
-<div class="table-wrap"><table id="board"><thead><tr>{head}</tr></thead>
-<tbody>
-{rows}
-</tbody></table></div>
+{"".join(sections)}
 <p>Download: <a href="leaderboard.csv">CSV</a> · <a href="leaderboard.md">Markdown</a></p>
 {f'<h2>Notes</h2><ul class="note">{notes}</ul>' if notes else ''}
 <pre id="test-output" hidden></pre>"""
@@ -477,7 +663,7 @@ def _kv(items: Sequence[tuple[str, Any]]) -> str:
             continue
         if isinstance(value, dict):
             value = ", ".join(f"{k}: {v}" for k, v in sorted(value.items()))
-        out.append(f"<dt>{esc(key)}</dt><dd>{value if isinstance(value, Markup) else esc(value)}</dd>")
+        out.append(f"<dt>{esc(key)}</dt><dd>{value if isinstance(value, Markup) else esc(_clip(value))}</dd>")
     return f'<dl class="kv">{"".join(out)}</dl>'
 
 
@@ -488,19 +674,32 @@ class Markup(str):
 def model_html(entries: Sequence[Entry], scores_links: dict[str, str]) -> str:
     """The page of one measured model: its rows on every dataset, then where it came from."""
     first = entries[0]
-    parts = [f'<p><a href="../index.html">&larr; leaderboard</a></p><h1>{esc(first.model)}</h1>',
+    parts = [f'<p><a href="../index.html">&larr; leaderboard</a></p><h1>{esc(first.model)}{_badges(first)}</h1>',
              f'<p class="sub">id <code>{esc(first.model_id)}</code> · {esc(first.kind)} · '
              f'{"submitted by " + esc(first.submitted_by) if first.origin == "submission" else "catalog model"}</p>']
-    head = "".join(f"<th>{h}</th>" for h in ("Dataset", "Rank", "Top-1 (%)", "Alignment (%)", "SD (%)", "Spearman",
-                                              "Dice", "IoU", "Images", "Per-image scores"))
+    synthetic = sorted({e.dataset for e in entries if e.synthetic})
+    if synthetic:
+        parts.append(f'<p class="banner synthetic">SYNTHETIC DATA: {esc(", ".join(synthetic))} is generated data '
+                     "(shapes, simulated participants); the scores on it say nothing about human visual strategies.</p>")
+    if any(e.random for e in entries):
+        parts.append(f'<p class="banner random">RANDOM WEIGHTS: {esc(RANDOM_NOTE)}.</p>')
+    for e in entries:
+        if not e.verified:
+            parts.append(f'<p class="banner unverified">UNVERIFIED on {esc(e.dataset)}: {esc(e.note)}</p>')
+    head = "".join(f"<th>{h}</th>" for h in ("Dataset", "Section", "Rank", "Top-1 (%)", "Alignment (%)", "SD (%)",
+                                              "Spearman", "Dice", "IoU", "Images", "Weights", "Data",
+                                              "Per-image scores"))
     rows = []
     for e in entries:
         link = scores_links.get(e.dataset)
+        rank = e.rank if e.rank is not None else ("control" if e.random else "")
         rows.append("<tr>" + "".join([
-            f"<td>{esc(e.dataset)}</td>", f'<td class="num">{e.rank or ""}</td>', f'<td class="num">{fmt(e.top1, 1)}</td>',
+            f"<td>{esc(e.dataset)}{_badges(e)}</td>", f"<td>{esc(SECTIONS[e.section][0])}</td>",
+            f'<td class="num">{rank}</td>', f'<td class="num">{fmt(e.top1, 1)}</td>',
             f'<td class="num">{fmt(e.alignment, 1)}</td>', f'<td class="num">{fmt(e.sd, 1)}</td>',
             f'<td class="num">{fmt(e.spearman, 3)}</td>', f'<td class="num">{fmt(e.dice, 3)}</td>',
             f'<td class="num">{fmt(e.iou, 3)}</td>', f'<td class="num">{esc(e.n_images)}</td>',
+            f"<td>{esc(e.weights_label)}</td>", f"<td>{esc(e.data)}</td>",
             f'<td>{f"<a href={chr(34)}{esc(quote(link))}{chr(34)}>CSV</a>" if link else ""}</td>']) + "</tr>")
     parts.append(f"<h2>Scores</h2><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
     sub = first.submission
@@ -523,18 +722,22 @@ def model_html(entries: Sequence[Entry], scores_links: dict[str, str]) -> str:
             ("Kind", src.get("kind")), ("Architecture", src.get("architecture")), ("Weights", src.get("weights")),
             ("File", src.get("file")), ("File sha256", src.get("file_sha256")),
             ("Weights sha256", model.get("weights_sha256")),
-            ("Preprocessing", src.get("preprocess") if isinstance(src.get("preprocess"), dict) else None),
+            ("Preprocessing", src.get("preprocess") if isinstance(src.get("preprocess"), dict) else
+             ("raw float32 [0, 255] RGB" if "preprocess" in src else None)),
+            ("Preprocessing from", src.get("preprocess_origin")),
+            ("Built in the sandbox", None if "sandboxed" not in src else ("yes" if src.get("sandboxed") else
+                                                                          "NO (--trust-plugin)")),
         ]))
     for e in entries:
         r = e.record or {}
         prov = r.get("provenance") if isinstance(r.get("provenance"), dict) else {}
         parts.append(f"<h2>Provenance: {esc(e.dataset)}</h2>" + _kv([
-            ("Dataset fingerprint", r.get("dataset_fingerprint")), ("Images scored", r.get("n_images")),
+            ("Data", e.data), ("Why", e.note), ("Dataset fingerprint", r.get("dataset_fingerprint")),
+            ("Generated (synthetic) data", "YES" if e.synthetic else "no"), ("Images scored", r.get("n_images")),
             ("Images with undefined score", r.get("n_undefined")), ("Limit", r.get("limit")),
             ("Ceiling", r.get("ceiling")), ("Ceiling source", r.get("ceiling_source")),
             ("Explainer", r.get("explainer")), ("Precision", r.get("precision")), ("Framework", r.get("framework")),
-            # a submission's record says "pretrained" for "the submitted weights": the source above says more
-            ("Weights", r.get("weights") if e.origin != "submission" else None),
+            ("Weights", e.weights_label + (f" ({r.get('weights')})" if r.get("weights") else "")),
             ("Weights sha256", r.get("weights_sha256")),
             ("Scores sha256", r.get("scores_sha256")), ("Top-1 source", e.top1_source),
             ("alignbench version", prov.get("alignbench_version")), ("Git commit", prov.get("git_commit")),
@@ -557,14 +760,15 @@ def _csv_text(value: Any) -> Any:
 
 
 def _export_row(e: Entry) -> dict[str, Any]:
-    return {"dataset": e.dataset, "rank": e.rank, "model_id": e.model_id, "model": e.model, "family": e.family,
-            "top1": None if e.top1 is None else round(e.top1, 2), "top1_source": e.top1_source,
+    return {"dataset": e.dataset, "section": e.section, "rank": e.rank, "model_id": e.model_id, "model": e.model,
+            "family": e.family, "top1": None if e.top1 is None else round(e.top1, 2), "top1_source": e.top1_source,
             "alignment": None if e.alignment is None else round(e.alignment, 2),
             "sd": None if e.sd is None else round(e.sd, 2),
             "spearman": None if e.spearman is None else round(e.spearman, 4),
             "dice": None if e.dice is None else round(e.dice, 4), "iou": None if e.iou is None else round(e.iou, 4),
-            "n_images": e.n_images, "submitted_by": e.submitted_by, "date": e.date, "kind": e.kind,
-            "origin": e.origin}
+            "n_images": e.n_images, "weights": e.weights_label, "random_weights": "yes" if e.random else "no",
+            "data": e.data, "synthetic": "yes" if e.synthetic else "no", "verified": "yes" if e.verified else "no",
+            "note": e.note, "submitted_by": e.submitted_by, "date": e.date, "kind": e.kind, "origin": e.origin}
 
 
 def export_csv(entries: Sequence[Entry]) -> str:
@@ -588,28 +792,57 @@ def _md(value: Any) -> str:
 def export_markdown(data: SiteData) -> str:
     out = ["# alignbench leaderboard", "",
            "Alignment: % of the human inter-rater ceiling. *measured*: scored with alignbench; *published*: "
-           "read off the paper's figures.", ""]
-    for d in data.datasets:
-        out += [f"## {_md(d)}", "", "| Rank | Model | Family | Top-1 (%) | Alignment (%) | SD (%) | Dice | IoU | "
-                "Submitted by | Date | Measured / published |", "|---:|---|---|---:|---:|---:|---:|---:|---|---|---|"]
-        for e in (e for e in data.entries if e.dataset == d):
-            out.append("| " + " | ".join([
-                str(e.rank or ""), _md(e.model), _md(e.family), fmt(e.top1, 1), fmt(e.alignment, 1), fmt(e.sd, 1),
-                fmt(e.dice, 3), fmt(e.iou, 3), _md(e.submitted_by), _md(e.date), e.kind]) + " |")
-        out.append("")
+           "read off the paper's figures. **RANDOM** weights: untrained controls, not ranked. Unverified and "
+           "SYNTHETIC rows are listed in their own sections.", ""]
+    for section, (title, text) in SECTIONS.items():
+        rows = [e for e in data.entries if e.section == section]
+        if not rows:
+            continue
+        out += [f"## {_md(title)}", "", _md(text), ""]
+        for d in data.datasets:
+            group = [e for e in rows if e.dataset == d]
+            if not group:
+                continue
+            out += [f"### {_md(d)}" + (" (SYNTHETIC data)" if d in data.synthetic_datasets else ""), "",
+                    "| Rank | Model | Family | Top-1 (%) | Alignment (%) | SD (%) | Dice | IoU | Weights | Data | "
+                    "Submitted by | Date | Measured / published |",
+                    "|---:|---|---|---:|---:|---:|---:|---:|---|---|---|---|---|"]
+            for e in group:
+                rank = str(e.rank) if e.rank is not None else ("control" if e.random else "")
+                out.append("| " + " | ".join([
+                    rank, _md(e.model + _mark_text(e)), _md(e.family), fmt(e.top1, 1), fmt(e.alignment, 1),
+                    fmt(e.sd, 1), fmt(e.dice, 3), fmt(e.iou, 3), _md(e.weights_label), _md(e.data),
+                    _md(e.submitted_by), _md(e.date), e.kind]) + " |")
+            out.append("")
     return "\n".join(out)
 
 
 # ----------------------------------------------------------------------------------- build
+SITE_ENTRIES = ("models", "index.html", "leaderboard.csv", "leaderboard.md", MARKER)
+
+
 def _prepare_output(output_dir: Path) -> None:
+    """Make ``output_dir`` ready for a (re)build; a folder that is not an alignbench site, or one of
+    whose entries is a link or of the wrong kind, is refused with one clear line, never followed."""
     if output_dir.exists() and not output_dir.is_dir():
         raise InvalidInputError(f"--output {output_dir}: exists and is not a folder")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / MARKER).exists():
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / MARKER).is_file():
         raise InvalidInputError(f"--output {output_dir}: folder is not empty and was not built by alignbench; "
                                 "choose an empty or new folder")
-    if (output_dir / "models").is_dir():
-        shutil.rmtree(output_dir / "models")  # pages of models no longer listed must not linger
-    output_dir.mkdir(parents=True, exist_ok=True)
+    for name in SITE_ENTRIES:
+        path = output_dir / name
+        if path.is_symlink():
+            raise InvalidInputError(f"--output {output_dir}: {name} is a symbolic link; a site folder holds plain "
+                                    "files and folders only (remove the link, or choose another folder)")
+        if path.exists() and (path.is_dir() != (name == "models")):
+            raise InvalidInputError(f"--output {output_dir}: {name} is a {'folder' if path.is_dir() else 'file'}, "
+                                    "not what a site holds there; choose another folder")
+    try:
+        if (output_dir / "models").is_dir():
+            shutil.rmtree(output_dir / "models")  # pages of models no longer listed must not linger
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"--output {output_dir}: cannot prepare the folder ({exc.strerror or exc})") from None
     atomic_write_text(output_dir / MARKER, "built by `alignbench leaderboard build`; rebuilt in place\n")
 
 
@@ -623,10 +856,10 @@ class SiteBuild:
 
 
 def build(results_dir: str | Path, output_dir: str | Path, *, datasets: Sequence[str] | None = None,
-          with_published: bool = True, validate: bool = True) -> SiteBuild:
+          with_published: bool = True, validate: bool = True, pins: PinTable | str | Path | None = None) -> SiteBuild:
     """:func:`build_site`, also returning the rows and the notes."""
     output_dir = Path(output_dir)
-    data = collect(results_dir, datasets=datasets, with_published=with_published, validate=validate)
+    data = collect(results_dir, datasets=datasets, with_published=with_published, validate=validate, pins=pins)
     _prepare_output(output_dir)
     script = _script()
     by_page: dict[str, list[Entry]] = {}
@@ -649,12 +882,14 @@ def build(results_dir: str | Path, output_dir: str | Path, *, datasets: Sequence
 
 
 def build_site(results_dir: str | Path, output_dir: str | Path, *, datasets: Sequence[str] | None = None,
-               with_published: bool = True, validate: bool = True) -> Path:
+               with_published: bool = True, validate: bool = True, pins: PinTable | str | Path | None = None) -> Path:
     """Build the static site from ``results_dir`` into ``output_dir``; returns ``output_dir/index.html``.
 
     ``datasets``: which datasets to list (default: every one with records); ``with_published``: add
     the paper's published points as "published" rows; ``validate``: list only submission bundles
-    that pass validation (the others are named in the page's notes). Raises
+    that pass validation (the others are named in the page's notes); ``pins``: the known-datasets
+    table the rows are checked and sectioned against (default: the package's). Raises
     :class:`InvalidInputError` when ``output_dir`` is a non-empty folder not built by this function.
     """
-    return build(results_dir, output_dir, datasets=datasets, with_published=with_published, validate=validate).index
+    return build(results_dir, output_dir, datasets=datasets, with_published=with_published, validate=validate,
+                 pins=pins).index

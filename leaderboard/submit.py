@@ -1,8 +1,11 @@
 """``alignbench submit``: score a submitted model with the runner and write its bundle.
 
-The model runs through :class:`benchmark.job.Job` exactly like a catalog model (same
-batches, saliency, scoring, resumable partial runs), with ``results_dir`` set to the bundle folder,
-so the bundle's records and per-image scores are ordinary result records.
+The model runs through :class:`benchmark.job.Job` exactly like a catalog model (same batches,
+saliency, scoring), so the bundle's records and per-image scores are ordinary result records, with
+what only the submission knows in the job's model reference: ``weights`` (``pretrained``, ``random``
+or ``file:<sha256>``) and the resolved preprocessing. The bundle is written into a hidden staging
+folder beside the final one and moved into place only when every dataset was scored: a failed or
+interrupted submit leaves nothing under ``results/submissions/``.
 """
 from __future__ import annotations
 
@@ -13,12 +16,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmark import baselines, records, runner
+from benchmark.job import Job, JobConfig, ModelRef
+from benchmark.tasks import References
+from benchmark.tasks.maps import MapsTask
 from benchmark.job import Job, JobConfig
 from benchmark.tasks import References
 from benchmark.tasks.maps import MapsTask
 from benchmark.provenance import provenance
-from leaderboard.bundle import (MODEL_DIR, SUBMISSION_FILE, SubmissionMeta, bundle_dir, submission_document)
-from leaderboard.loading import ModelSource, SubmittedSpec, load_adapter
+from leaderboard.bundle import (MODEL_DIR, SUBMISSION_FILE, SubmissionMeta, bundle_dir, submission_document,
+                                submissions_root)
+from leaderboard.architecture import preprocess_json
+from leaderboard.loading import Loaded, ModelSource, SubmittedSpec, load_submitted
 from leaderboard.sandbox import Limits
 from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import atomic_copy_file, atomic_output, atomic_write_json
@@ -33,6 +41,7 @@ class SubmitResult:
     submission: dict[str, Any] | None
     outcomes: list[runner.ModelOutcome] = field(default_factory=list)
     instructions: str = ""
+    preprocess: str = ""  # the resolved preprocessing, in words
 
     @property
     def ok(self) -> bool:
@@ -66,10 +75,12 @@ def submit(source: ModelSource, meta: SubmissionMeta, *, datasets: Sequence[Any]
            results_dir: str | Path = "results", submission_id: str | None = None, batch_size: int = 32,
            device: str = "auto", precision: str = "float32", limit: int | None = None,
            include_weights: bool = False, force: bool = False, download: bool = True, progress: bool = True,
-           limits: Limits = Limits()) -> SubmitResult:
+           limits: Limits = Limits(), trust_plugin: bool = False) -> SubmitResult:
     """Score ``source`` on ``datasets`` (names, or dataset objects) and write
     ``results_dir/submissions/<id>/``. ``limit`` makes a preview bundle (it will not validate).
-    Raises :class:`InvalidInputError` for bad metadata, an id clash, or an existing bundle (unless ``force``)."""
+    Raises :class:`InvalidInputError` for bad metadata, an id clash, an existing bundle (unless
+    ``force``), or preprocessing that would only be a guess (pass ``--preprocess``). On any failure
+    nothing is left under ``results_dir/submissions``."""
     problems = meta.problems()
     if problems:
         raise InvalidInputError("submission metadata: " + "; ".join(problems))
@@ -77,34 +88,61 @@ def submit(source: ModelSource, meta: SubmissionMeta, *, datasets: Sequence[Any]
     clash = {i.lower() for i in catalog_ids()}
     if sid.lower() in clash:
         raise InvalidInputError(f"submission id {sid!r} is a catalog model id; choose another with --id")
-    folder = bundle_dir(results_dir, sid)
-    if (folder / SUBMISSION_FILE).exists() and not force:
-        raise InvalidInputError(f"{folder} already holds a submission; use --force to replace it or --id for a new one")
+    final = bundle_dir(results_dir, sid)
+    if final.exists() and not force:
+        raise InvalidInputError(f"{final} already exists; use --force to replace it or --id for a new one")
     dsets = [_dataset(d, download) for d in datasets]
     if not dsets:
         raise InvalidInputError("no dataset to score the submission on")
+    for ds in dsets:
+        records.safe_name(ds.name, "dataset")
     device = runner.resolve_device(device)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / SUBMISSION_FILE).unlink(missing_ok=True)  # a half-redone bundle must not look finished
+    root = submissions_root(results_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{sid}-", dir=root))  # hidden: never listed as a bundle
+    try:
+        result = _score_into(staging / sid, sid, source, meta, dsets, results_dir=results_dir, batch_size=batch_size,
+                             device=device, precision=precision, limit=limit, include_weights=include_weights,
+                             progress=progress, limits=limits, trust_plugin=trust_plugin)
+        if result.submission is not None:
+            if final.exists():  # --force: the old bundle goes only once the new one is complete
+                final.rename(staging / ".replaced")
+            (staging / sid).rename(final)
+            result.instructions = instructions(final, result.submission, result.outcomes, result.preprocess)
+        result.bundle = final
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _score_into(folder: Path, sid: str, source: ModelSource, meta: SubmissionMeta, dsets: list[Any], *,
+                results_dir: str | Path, batch_size: int, device: str, precision: str, limit: int | None,
+                include_weights: bool, progress: bool, limits: Limits, trust_plugin: bool) -> SubmitResult:
+    """Score every dataset into ``folder`` (the staging copy of the bundle) and write its ``submission.json``."""
+    folder.mkdir(parents=True)
     spec = SubmittedSpec(id=sid, display_name=meta.model_name, family=meta.family, framework="",
                          top1=meta.top1_claimed,
                          top1_source=f"claimed by the submitter: {meta.top1_method}" if meta.top1_method else None)
     with tempfile.TemporaryDirectory(prefix="alignbench-export-") as export:
-        adapter = load_adapter(source, spec, device=device, precision=precision, export_dir=export, limits=limits)
+        loaded = load_submitted(source, spec, device=device, precision=precision, export_dir=export, limits=limits,
+                                trust_plugin=trust_plugin, require_preprocess=True)
         if source.kind == "plugin":
             _copy_plugin_export(source, Path(export), folder / MODEL_DIR, include_weights)
     if include_weights and source.kind in ("weights", "keras"):
         dest = folder / MODEL_DIR / ("model.keras" if source.kind == "keras" else "weights.safetensors")
         _copy_weights(source, dest)
-    result = SubmitResult(bundle=folder, submission=None)
+    result = SubmitResult(bundle=folder, submission=None, preprocess=loaded.preprocess.describe())
     for ds in dsets:
-        records.safe_name(ds.name, "dataset")
         ceiling = baselines.ensure_ceiling(ds, results_dir)
         if ceiling is not None:
             records.write_record(folder / ds.name / baselines.CEILING_FILE, ceiling)
         config = JobConfig(results_dir=folder, device=device, precision=precision, batch_size=batch_size,
                            limit=limit, force=True, progress=runner.tqdm_progress(progress))
-        job = Job(MapsTask(ds), sid, config, references=References(ceiling=ceiling), loader=lambda *a, **k: adapter)
+        model = ModelRef.plain(sid, loaded.weights_label, record_id=sid, weights_sha256=loaded.adapter.weights_sha256,
+                               preprocess=preprocess_json(loaded.preprocess.preprocess),
+                               preprocess_origin=loaded.preprocess.origin)
+        job = Job(MapsTask(ds), model, config, references=References(ceiling=ceiling),
+                  loader=lambda *a, **k: loaded.adapter)
         result.outcomes.append(job.run())
         try:  # the runner's resume folder, empty once the run is done
             (folder / ds.name / ".partial").rmdir()
@@ -112,14 +150,17 @@ def submit(source: ModelSource, meta: SubmissionMeta, *, datasets: Sequence[Any]
             pass
     if any(o.status != "ok" for o in result.outcomes):
         result.instructions = "\n".join(f"{ds.name}: FAILED: {o.error}" for ds, o in zip(dsets, result.outcomes)
-                                        if o.status != "ok") + "\nno submission.json was written; fix the model and run again"
+                                        if o.status != "ok") + "\nno bundle was written; fix the model and run again"
         return result
-    doc = submission_document(sid, meta, source=source.describe(), weights_sha256=adapter.weights_sha256,
+    described = {**source.describe(), "preprocess": preprocess_json(loaded.preprocess.preprocess),
+                 "preprocess_origin": loaded.preprocess.origin, "weights": loaded.weights_label}
+    if loaded.sandboxed is not None:
+        described["sandboxed"] = loaded.sandboxed
+    doc = submission_document(sid, meta, source=described, weights_sha256=loaded.adapter.weights_sha256,
                               datasets=[d.name for d in dsets], provenance=provenance(device=device),
                               preview=limit is not None)
     atomic_write_json(folder / SUBMISSION_FILE, doc)
     result.submission = doc
-    result.instructions = instructions(folder, doc, result.outcomes)
     return result
 
 
@@ -148,11 +189,14 @@ def _copy_weights(source: ModelSource, dest: Path) -> None:
     atomic_copy_file(source.path, dest)
 
 
-def instructions(folder: Path, doc: dict[str, Any], outcomes: Sequence[runner.ModelOutcome]) -> str:
-    """The text printed after a submission: scores, then what to commit or send."""
+def instructions(folder: Path, doc: dict[str, Any], outcomes: Sequence[runner.ModelOutcome],
+                 preprocess: str = "") -> str:
+    """The text printed after a submission: scores, the preprocessing used, then what to commit or send."""
     files = [p for p in folder.rglob("*") if p.is_file()]
     size_kb = sum(p.stat().st_size for p in files) / 1024
     lines = [f"Submission bundle written: {folder}/ ({len(files)} files, {size_kb:.0f} kB)"]
+    if preprocess:
+        lines.append(f"  preprocessing: {preprocess}")
     for o in outcomes:
         r = o.record or {}
         align = r.get("normalized")

@@ -1,28 +1,34 @@
 """``alignbench leaderboard validate``: check bundles before they enter the leaderboard.
 
 Every problem is reported with the bundle and the field it concerns; nothing stops at the first one.
-Checked: the files a bundle may hold (no traversal, no symlinks, no stray files), ``submission.json``
-(schema, metadata, claimed top-1), each record (schema and value ranges, the submission's id and
-weights, a full run), the dataset (image count and fingerprint against the local data, else the
-maintainers' table ``known_datasets.json``, else the catalog's own records in ``results/``), the
-ceiling, the per-image file (its sha256, and every aggregate recomputed from it), and clashes
+Checked: the files a bundle may hold (no traversal, no symlinks, no stray files, no file or field
+over its size limit), ``submission.json`` (schema, metadata, claimed top-1), each record (schema and
+value ranges, the submission's id and weights, a full run), the dataset against facts the bundle
+cannot choose (:class:`Reference`: the pins of ``known_datasets.json`` first, then the local data,
+then the catalog's own records): image count, fingerprint, image-id set, ceiling and whether the data
+is generated; the per-image file (its sha256, and every aggregate recomputed from it), and clashes
 across bundles and the catalog (model ids, duplicate weights, duplicate scores).
+
+Each valid (bundle, dataset) also gets a :class:`Standing`: ``pinned`` when count, fingerprint, id
+set and ceiling were all checked against pins, else ``unverified`` (the site lists those apart).
 """
 from __future__ import annotations
 
-import json
 import math
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from benchmark import records
-from leaderboard.bundle import (SOURCE_KINDS, SUBMISSION_SCHEMA, Bundle, inside, list_bundles, read_bundle)
+from leaderboard import fields as F
+from leaderboard.bounds import MAX_BYTES
+from leaderboard.bundle import (SOURCE_KINDS, SUBMISSION_SCHEMA, Bundle, inside, list_bundles, read_bundle, read_json)
+from leaderboard.pins import CEILING_RTOL, PinTable, as_table, ids_digest
 from model_zoo.errors import AlignbenchError, InvalidInputError
 from model_zoo.fileio import sha256_file
 
@@ -42,18 +48,43 @@ class Problem:
 
 @dataclass
 class Reference:
-    """What is known about a dataset: image count, fingerprint, ceiling, and where it came from."""
+    """What is known about a dataset without asking the bundle: image count, fingerprint, image-id
+    set digest, ceiling, generated or not; ``pinned``: whether count, fingerprint and id set come
+    from ``known_datasets.json``; ``known``: whether the dataset is in that table at all; ``source``
+    and ``ceiling_source`` say where the facts came from (for messages)."""
 
     n_images: int | None = None
     fingerprint: str | None = None
+    image_ids_sha256: str | None = None
     ceiling: float | None = None
+    synthetic: bool = False
+    pinned: bool = False
+    ceiling_pinned: bool = False
+    known: bool = False
     source: str = "nothing known"
+    ceiling_source: str = "nothing known"
+
+    @property
+    def anything(self) -> bool:
+        return self.n_images is not None or self.fingerprint is not None or self.ceiling is not None
+
+
+@dataclass(frozen=True)
+class Standing:
+    """How far a valid (bundle, dataset) could be checked: ``pinned`` (everything against the pins;
+    ranked with the paper's data, or with the other generated data when ``synthetic``) or
+    ``unverified`` (``reason`` says what could not be checked)."""
+
+    level: str
+    synthetic: bool
+    reason: str = ""
 
 
 @dataclass
 class ValidationReport:
     bundles: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    standing: dict[tuple[str, str], Standing] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -61,55 +92,99 @@ class ValidationReport:
 
     def format(self) -> str:
         if self.ok:
-            return f"{len(self.bundles)} bundle(s) valid: {', '.join(self.bundles)}"
+            lines = [f"{len(self.bundles)} bundle(s) valid: {', '.join(self.bundles)}"]
+            for (bundle, dataset), s in sorted(self.standing.items()):
+                tag = "pinned" + (", SYNTHETIC data" if s.synthetic else "") if s.level == "pinned" \
+                    else f"UNVERIFIED ({s.reason})"
+                lines.append(f"  {bundle} on {dataset}: {tag}")
+            return "\n".join(lines)
         lines = [str(p) for p in self.problems]
         bad = sorted({p.bundle for p in self.problems})
         lines.append(f"{len(self.problems)} problem(s) in {len(bad)} of {len(self.bundles)} bundle(s)")
         return "\n".join(lines)
 
 
-def known_datasets() -> dict[str, dict[str, Any]]:
-    """The maintainers' table of dataset facts (``n_images``, ``fingerprint``) for datasets not held locally."""
-    text = resources.files("leaderboard").joinpath("known_datasets.json").read_text(encoding="utf-8")
-    return dict(json.loads(text).get("datasets", {}))
+# ----------------------------------------------------------------------------------- references
+def _local_dataset(name: str) -> Any:
+    """A cached copy of dataset ``name`` (never downloaded), or None."""
+    try:
+        from benchmark.datasets import get_dataset
+
+        dataset = get_dataset(name, download=False)
+        dataset.files()
+        return dataset
+    except (AlignbenchError, OSError):
+        return None
 
 
 def dataset_reference(name: str, results_dir: str | Path, *, dataset: Any = None, use_local_data: bool = True,
-                      known: Mapping[str, Mapping[str, Any]] | None = None) -> Reference:
-    """Facts about dataset ``name``, from the best source available: the data itself (``dataset``
-    or, with ``use_local_data``, a cached copy: never downloaded), else ``known``, else the
-    catalog's full-run records under ``results_dir/<name>``."""
-    ref = Reference()
-    ceiling_path = Path(results_dir) / name / "_ceiling.json"
-    if ceiling_path.exists():
-        try:
-            ref.ceiling = records.read_record(ceiling_path).get("value")
-        except InvalidInputError:
-            pass
-    if dataset is None and use_local_data:
-        try:
-            from benchmark.datasets import get_dataset
+                      pins: PinTable | str | Path | None = None) -> Reference:
+    """Facts about dataset ``name``: pinned ones from ``pins`` (default: the package's table), the
+    rest from the data itself (``dataset`` or, with ``use_local_data``, a cached copy; its ceiling
+    record is computed into ``results_dir`` as ``alignbench run`` would), else from the catalog's
+    full-run records and ceiling record under ``results_dir/<name>``."""
+    from leaderboard import pins as pin_mod
 
-            dataset = get_dataset(name, download=False)
-            dataset.files()
-        except (AlignbenchError, OSError):
-            dataset = None
-    if dataset is not None:
-        ref.n_images, ref.fingerprint, ref.source = dataset.num_images(), dataset.fingerprint(), "the local data"
-        return ref
-    known = known_datasets() if known is None else known
-    if name in known:
-        entry = known[name]
-        ref.n_images, ref.fingerprint = entry.get("n_images"), entry.get("fingerprint")
+    table = as_table(pins)
+    ref = Reference()
+    pin = table.get(name)
+    if pin is not None:
+        ref.known, ref.synthetic, ref.pinned = True, pin.synthetic, pin.pinned
+        ref.n_images, ref.fingerprint, ref.image_ids_sha256 = pin.n_images, pin.fingerprint, pin.image_ids_sha256
+        if pin.ceiling is not None:
+            ref.ceiling, ref.ceiling_pinned = pin.ceiling, True
+            ref.ceiling_source = f"known_datasets.json ({pin.ceiling_source})"
         ref.source = "known_datasets.json"
+    if ref.pinned and ref.ceiling is not None:
         return ref
-    full = [r for r in records.load_results(results_dir, name).records
-            if r.get("status") == "ok" and r.get("limit") is None]
-    if full:
-        # the catalog's own full runs: the most common (count, fingerprint) pair
-        (n, fp), _ = Counter((r.get("n_images"), r.get("dataset_fingerprint")) for r in full).most_common(1)[0]
-        ref.n_images, ref.fingerprint, ref.source = n, fp, f"the catalog's records in {Path(results_dir) / name}"
+    if dataset is None and use_local_data:
+        dataset = _local_dataset(name)
+    if dataset is not None:
+        if not ref.pinned:
+            ref.n_images, ref.fingerprint = dataset.num_images(), dataset.fingerprint()
+            ids = pin_mod.image_ids(dataset)
+            ref.image_ids_sha256 = None if ids is None else ids_digest(ids)
+            ref.synthetic = ref.synthetic or bool(getattr(dataset, "synthetic", False))
+            ref.source = "the local data"
+        if ref.ceiling is None and getattr(dataset, "task", "maps") == "maps":
+            from benchmark import baselines
+
+            ceiling = baselines.ensure_ceiling(dataset, results_dir)
+            if ceiling is not None:
+                ref.ceiling, ref.ceiling_source = float(ceiling["value"]), f"the local data ({ceiling.get('source')})"
+        return ref
+    if ref.ceiling is None:
+        ceiling_path = Path(results_dir) / name / "_ceiling.json"
+        if ceiling_path.exists():
+            try:
+                ref.ceiling = F.ceiling_value(records.read_record(ceiling_path))
+                ref.ceiling_source = str(ceiling_path)
+            except InvalidInputError:
+                pass
+    if ref.n_images is None and ref.fingerprint is None:
+        full = [r for r in _safe_records(results_dir, name) if F.ok(r) and F.limit(r) is None]
+        if full:
+            # the catalog's own full runs: the most common (count, fingerprint) pair
+            (n, fp), _ = Counter((F.n_images(r), F.fingerprint(r)) for r in full).most_common(1)[0]
+            ref.n_images, ref.fingerprint, ref.source = n, fp, f"the catalog's records in {Path(results_dir) / name}"
     return ref
+
+
+def _safe_records(results_dir: str | Path, name: str) -> list[dict[str, Any]]:
+    try:
+        return records.load_results(results_dir, name).records
+    except InvalidInputError:
+        return []
+
+
+def standing(ref: Reference) -> Standing:
+    """The :class:`Standing` a valid bundle on a dataset with ``ref`` gets."""
+    if ref.pinned and (ref.ceiling_pinned or ref.ceiling is None and ref.known):
+        return Standing("pinned", ref.synthetic)
+    missing = [what for what, ok in (("image count, fingerprint and image-id set", ref.pinned),
+                                     ("ceiling", ref.ceiling_pinned)) if not ok]
+    why = "not in known_datasets.json" if not ref.known else f"{' and '.join(missing)} not pinned"
+    return Standing("unverified", ref.synthetic, f"{why}; checked against {ref.source}")
 
 
 # ----------------------------------------------------------------------------------- one bundle
@@ -146,8 +221,9 @@ def check_submission(bundle: Bundle) -> list[tuple[str, str]]:
     sha = model.get("weights_sha256")
     if sha is not None and not (isinstance(sha, str) and _SHA256.match(sha)):
         out.append(("model.weights_sha256", f"expected 64 lowercase hex digits or null, found {sha!r}"))
-    if sub.get("preview"):
-        out.append(("preview", "the bundle was scored with --limit (a preview); submit a full run"))
+    if sub.get("preview") is not False:
+        out.append(("preview", "the bundle was scored with --limit (a preview); submit a full run"
+                    if sub.get("preview") else f"expected false (a full run), found {sub.get('preview')!r}"))
     declared = sub.get("datasets")
     if not isinstance(declared, list) or sorted(map(str, declared)) != sorted(bundle.records):
         out.append(("datasets", f"lists {declared!r} but the bundle holds records for {sorted(bundle.records)}"))
@@ -164,54 +240,66 @@ def check_record(bundle: Bundle, dataset: str, rec: Mapping[str, Any], ref: Refe
     def bad(fld: str, msg: str) -> None:
         problems.append((f"{where} {fld}", msg))
 
-    if rec.get("kind") != "model":
+    if F.kind(rec) != "model":
         bad("kind", f"expected 'model', found {rec.get('kind')!r}")
         return problems
-    if rec.get("task", "maps") != "maps":
+    if F.task(rec) != "maps":
         bad("task", f"only maps-task records are ranked here, found {rec.get('task')!r}")
         return problems
-    if rec.get("model") != bundle.id:
+    if F.model_id(rec) != bundle.id:
         bad("model", f"{rec.get('model')!r} differs from the submission id {bundle.id!r}")
-    if rec.get("dataset") != dataset:
+    if F.dataset(rec) != dataset:
         bad("dataset", f"{rec.get('dataset')!r} differs from its folder {dataset!r}")
-    if rec.get("status") != "ok":
-        bad("status", f"the run did not succeed ({rec.get('status')!r}: {rec.get('error')})")
+    if not F.ok(rec):
+        bad("status", f"the run did not succeed ({rec.get('status')!r}: {F.failure(rec)})")
         return problems
-    if rec.get("limit") is not None:
+    if "limit" in rec and rec["limit"] is not None:
         bad("limit", f"scored on the first {rec['limit']} images only; the leaderboard takes full runs")
     if bundle.submission is not None:
         declared = (bundle.submission.get("model") or {}).get("weights_sha256")
-        if rec.get("weights_sha256") != declared:
+        if F.weights_sha256(rec) != declared:
             bad("weights_sha256", f"{rec.get('weights_sha256')!r} differs from submission.json's {declared!r}")
-    if ref.n_images is not None and rec.get("n_images") != ref.n_images:
-        bad("n_images", f"{rec.get('n_images')} images scored but the dataset has {ref.n_images} ({ref.source})")
-    if ref.fingerprint is not None and rec.get("dataset_fingerprint") != ref.fingerprint:
+    if not ref.anything:
+        bad("dataset", f"nothing is known about dataset {dataset!r} (not in known_datasets.json, no local copy, no "
+            "catalog records): its image count, fingerprint and ceiling cannot be checked")
+    if ref.n_images is not None and F.n_images(rec) != ref.n_images:
+        bad("n_images", f"{rec.get('n_images')} images scored but the dataset has {ref.n_images} ({ref.source}): "
+            "a preview or a subset is not a full run")
+    if ref.fingerprint is not None and F.fingerprint(rec) != ref.fingerprint:
         bad("dataset_fingerprint", f"{rec.get('dataset_fingerprint')!r} is not the dataset's {ref.fingerprint!r} "
             f"({ref.source}): scored on other data")
-    ceiling = rec.get("ceiling")
-    if not (isinstance(ceiling, (int, float)) and 0 < ceiling <= 1):
-        bad("ceiling", f"expected a number in (0, 1], found {ceiling!r}")
+    if ref.synthetic and not F.synthetic(rec):
+        bad("dataset_synthetic", f"the record says the data is not generated, but {dataset} is synthetic ({ref.source})")
+    ceiling = F.ceiling(rec)
+    if ceiling is None or not 0 < ceiling <= 1:
+        bad("ceiling", f"expected a number in (0, 1], found {rec.get('ceiling')!r}")
         ceiling = None
-    elif ref.ceiling is not None and not _close(ceiling, ref.ceiling):
-        bad("ceiling", f"{ceiling} differs from the leaderboard's ceiling {ref.ceiling} for {dataset}")
-    try:
-        ceil_rec = records.read_record(inside(bundle.path, dataset, "_ceiling.json"))
-        if ceiling is not None and not _close(ceil_rec.get("value"), ceiling):
-            bad("ceiling", f"{ceiling} differs from the bundle's {dataset}/_ceiling.json value {ceil_rec.get('value')}")
-    except InvalidInputError as exc:
-        if (bundle.path / dataset / "_ceiling.json").exists():
+    elif ref.ceiling is not None and not _close(ceiling, ref.ceiling, CEILING_RTOL):
+        bad("ceiling", f"{ceiling} differs from the leaderboard's ceiling {ref.ceiling} for {dataset} "
+            f"({ref.ceiling_source})")
+    if (bundle.path / dataset / "_ceiling.json").exists():
+        try:
+            raw = read_json(inside(bundle.path, dataset, "_ceiling.json"), "_ceiling.json")
+            found = records.validate_record(raw) if isinstance(raw, dict) else ["a record must be a JSON object"]
+            if found:
+                raise InvalidInputError(f"{dataset}/_ceiling.json: " + "; ".join(found))
+            value = F.ceiling_value(records.upgrade(raw))
+            if ceiling is not None and not _close(value, ceiling):
+                bad("ceiling", f"{ceiling} differs from the bundle's {dataset}/_ceiling.json value {value}")
+        except InvalidInputError as exc:
             bad("ceiling", str(exc))
-    problems += [(f"{where} {f}", m) for f, m in check_scores(bundle, dataset, rec, ceiling)]
+    problems += [(f"{where} {f}", m) for f, m in check_scores(bundle, dataset, rec, ceiling, ref)]
     return problems
 
 
-def check_scores(bundle: Bundle, dataset: str, rec: Mapping[str, Any], ceiling: float | None) -> list[tuple[str, str]]:
-    """Check the per-image file against the record: sha256, row count, value ranges, and every
-    aggregate recomputed from the rows."""
+def check_scores(bundle: Bundle, dataset: str, rec: Mapping[str, Any], ceiling: float | None,
+                 ref: Reference | None = None) -> list[tuple[str, str]]:
+    """Check the per-image file against the record and the dataset: sha256, row count, image-id set,
+    value ranges, and every aggregate recomputed from the rows."""
     from benchmark import baselines
 
     expected_name = f"{bundle.id}.scores.csv"
-    if rec.get("scores_file") != expected_name:
+    if F.scores_file(rec) != expected_name:
         return [("scores_file", f"expected {expected_name!r}, found {rec.get('scores_file')!r}")]
     try:
         path = inside(bundle.path, dataset, expected_name)
@@ -219,9 +307,12 @@ def check_scores(bundle: Bundle, dataset: str, rec: Mapping[str, Any], ceiling: 
         return [("scores_file", str(exc))]
     if not path.is_file():
         return [("scores_file", f"{dataset}/{expected_name} is missing")]
+    if os.stat(path).st_size > MAX_BYTES["scores"]:
+        return [("scores_file", f"{dataset}/{expected_name} is larger than the limit of "
+                 f"{MAX_BYTES['scores'] // 2**20} MiB")]
     out = []
     sha = sha256_file(path)
-    if sha != rec.get("scores_sha256"):
+    if sha != F.scores_sha256(rec):
         out.append(("scores_sha256", f"the file's sha256 is {sha}, the record says {rec.get('scores_sha256')}: "
                     "the per-image scores were changed after the run"))
     try:
@@ -229,12 +320,15 @@ def check_scores(bundle: Bundle, dataset: str, rec: Mapping[str, Any], ceiling: 
     except InvalidInputError as exc:
         return out + [("scores_file", str(exc))]
     n = len(cols["image_id"])
-    if n != rec.get("n_images"):
+    if n != F.n_images(rec):
         out.append(("n_images", f"record says {rec.get('n_images')}, the scores file has {n} rows"))
     ids = [str(i) for i in cols["image_id"]]
     dupes = [i for i, c in Counter(ids).items() if c > 1]
     if dupes:
         out.append(("scores_file", f"{len(dupes)} image id(s) appear more than once, e.g. {dupes[:3]}"))
+    if ref is not None and ref.image_ids_sha256 is not None and ids_digest(ids) != ref.image_ids_sha256:
+        out.append(("scores_file image_id", f"the {n} image ids are not the dataset's image-id set ({ref.source}): "
+                    "scored on a subset or on other images"))
     try:
         rho, dice, iou = (np.asarray(cols[c], dtype=np.float64) for c in ("spearman", "dice", "iou"))
         label, pred, correct = (np.asarray(cols[c], dtype=np.int64) for c in ("label", "pred", "correct"))
@@ -271,21 +365,21 @@ def check_scores(bundle: Bundle, dataset: str, rec: Mapping[str, Any], ceiling: 
 def _catalog_records(results_dir: Path, datasets: Iterable[str]) -> list[dict[str, Any]]:
     out = []
     for name in sorted(set(datasets)):
-        try:
-            out += records.load_results(results_dir, name).records
-        except InvalidInputError:
-            continue
+        out += _safe_records(results_dir, name)
     return out
 
 
 def validate_bundles(paths: Sequence[str | Path] | None = None, *, results_dir: str | Path = "results",
                      datasets: Mapping[str, Any] | None = None, use_local_data: bool = True,
-                     known: Mapping[str, Mapping[str, Any]] | None = None,
+                     pins: PinTable | str | Path | None = None,
                      catalog: Iterable[str] | None = None) -> ValidationReport:
     """Validate ``paths`` (default: every bundle under ``results_dir/submissions``) against each
-    other, the catalog (``catalog``: model ids, default the registry's) and the catalog's records.
-    ``datasets``: dataset objects by name, used instead of looking for local data."""
+    other, the catalog (``catalog``: model ids, default the registry's), the catalog's records and
+    the pinned dataset facts (``pins``: a :class:`~leaderboard.pins.PinTable` or a table file;
+    default the package's ``known_datasets.json``). ``datasets``: dataset objects by name, used
+    instead of looking for local data."""
     results_dir = Path(results_dir)
+    table = as_table(pins)
     all_paths = list_bundles(results_dir)
     targets = [Path(p) for p in paths] if paths else all_paths
     report = ValidationReport(bundles=[p.name for p in targets])
@@ -302,6 +396,7 @@ def validate_bundles(paths: Sequence[str | Path] | None = None, *, results_dir: 
     catalog_lower = {c.lower() for c in catalog}
     refs: dict[str, Reference] = {}
     for b in bundles:
+        before = len(report.problems)
         add = lambda fld, msg, b=b: report.problems.append(Problem(b.id, fld, msg))  # noqa: E731
         for p in b.problems:
             add(*_split(p))
@@ -312,10 +407,16 @@ def validate_bundles(paths: Sequence[str | Path] | None = None, *, results_dir: 
         for name, rec in sorted(b.records.items()):
             if name not in refs:
                 refs[name] = dataset_reference(name, results_dir, dataset=(datasets or {}).get(name),
-                                               use_local_data=use_local_data, known=known)
+                                               use_local_data=use_local_data, pins=table)
             for fld, msg in check_record(b, name, rec, refs[name]):
                 add(fld, msg)
+        if len(report.problems) == before:
+            for name in b.records:
+                report.standing[(b.id, name)] = standing(refs[name])
     _cross_checks(report, bundles, list(others.values()), results_dir)
+    for p in report.problems:  # a bundle with a clash found late has no standing either
+        for key in [k for k in report.standing if k[0] == p.bundle]:
+            del report.standing[key]
     return report
 
 
@@ -338,11 +439,11 @@ def _cross_checks(report: ValidationReport, bundles: list[Bundle], everyone: lis
         for rec in catalog_recs:
             if str(rec.get("model", "")).lower() == b.id.lower():
                 report.problems.append(Problem(b.id, "id", f"clashes with the catalog record {rec.get('_path')}"))
-            sha = rec.get("weights_sha256")
+            sha = F.weights_sha256(rec)
             if sha and sha in _digests(b)["weights"]:
                 report.problems.append(Problem(b.id, "model.weights_sha256",
                                                f"same weights as catalog model {rec.get('model')!r} ({rec.get('_path')})"))
-            if rec.get("scores_sha256") and rec["scores_sha256"] in _digests(b)["scores"]:
+            if F.scores_sha256(rec) and F.scores_sha256(rec) in _digests(b)["scores"]:
                 report.problems.append(Problem(b.id, "scores_sha256",
                                                f"identical per-image scores to catalog model {rec.get('model')!r}"))
 
@@ -353,5 +454,6 @@ def _digests(b: Bundle) -> dict[str, set[str]]:
         sha = b.submission["model"].get("weights_sha256")
         if isinstance(sha, str) and sha:
             weights.add(sha)
-    scores = {r["scores_sha256"] for r in b.records.values() if isinstance(r.get("scores_sha256"), str)}
+    scores = {F.scores_sha256(r) for r in b.records.values() if F.scores_sha256(r)}
     return {"weights": weights, "scores": scores}
+

@@ -189,9 +189,14 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(path)
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:  # e.g. a pickle renamed .safetensors
+            raise InvalidInputError(f"{path}: not a readable safetensors file ({type(exc).__name__}: "
+                                    f"{str(exc)[:200]})") from None
     from model_zoo.frameworks import import_torch
 
     torch = import_torch()
@@ -233,13 +238,34 @@ def extract_state_dict(ckpt: Mapping[str, Any], *, where: str = "checkpoint") ->
     return out
 
 
+def key_mismatch(expected: Any, found: Any, *, shown: int = 5) -> str:
+    """One line on how two sets of state-dict keys differ: counts, then the first few of each kind
+    (the unexpected keys are what reveal a naming problem, e.g. a ``backbone.`` prefix)."""
+    expected, found = set(expected), set(found)
+    parts = []
+    for what, keys in (("missing", sorted(expected - found)), ("unexpected", sorted(found - expected))):
+        if keys:
+            more = f", ... {len(keys) - shown} more" if len(keys) > shown else ""
+            parts.append(f"{len(keys)} {what} key(s): {', '.join(keys[:shown])}{more}")
+    return "; ".join(parts)
+
+
 def load_into(module: Any, state: Mapping[str, Any], *, where: str) -> None:
-    """``module.load_state_dict(state, strict=True)`` with a short error naming the file."""
+    """``module.load_state_dict(state, strict=True)`` with an error naming the file and listing the
+    missing and unexpected keys (first few of each, with counts), or the tensors whose shapes differ."""
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        text = str(exc)
-        raise InvalidInputError(f"{where}: weights do not fit the architecture: {text[:600]}") from None
+        # described only once loading failed: modules may accept what a plain key comparison would not
+        # (e.g. BatchNorm fills in a num_batches_tracked missing from an old checkpoint)
+        own = module.state_dict()
+        detail = key_mismatch(own, state)
+        if not detail:
+            shapes = [f"{k} {tuple(state[k].shape)} (architecture: {tuple(v.shape)})" for k, v in own.items()
+                      if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)]
+            detail = (f"{len(shapes)} tensor(s) of another shape: {'; '.join(shapes[:5])}"
+                      + (", ..." if len(shapes) > 5 else "")) if shapes else str(exc)[:600]
+        raise InvalidInputError(f"{where}: weights do not fit the architecture: {detail}") from None
 
 
 def torch_file_into(module: Any, path: Path) -> Built:

@@ -41,3 +41,17 @@ def clickme_dataset(clickme_dir: Path):
     from benchmark.datasets import get_dataset
 
     return get_dataset(str(clickme_dir))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say loudly when tests that need a machine tool (Chromium, bubblewrap) were skipped for its absence:
+    they were NOT run, whatever the exit status. ``.ci/run`` makes such an absence a failure instead."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = {}
+    for report in skipped:
+        text = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        for marker in ("BROWSER TESTS NOT RUN", "SANDBOX TESTS NOT RUN"):
+            if marker in text:
+                reasons.setdefault(marker, [0, text.split("Skipped: ", 1)[-1]])[0] += 1
+    for marker, (count, text) in sorted(reasons.items()):
+        terminalreporter.write_sep("!", f"{count} test(s) SKIPPED: {text}", yellow=True, bold=True)

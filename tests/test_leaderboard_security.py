@@ -1,7 +1,9 @@
 """A submission is untrusted: each refusal the leaderboard promises is shown here.
 
 * model files are loaded in safe formats only: a pickle with a payload is never executed;
-* a plugin is built in a separate process under time and memory limits, never imported here;
+* a plugin is built in the bubblewrap sandbox (a separate process under time and memory limits,
+  never imported here; the red-team attacks on the sandbox are in ``test_leaderboard_redteam.py``),
+  and refused where no sandbox can be set up unless explicitly trusted;
 * nothing in a bundle can reach outside its folder (path traversal, symlinks);
 * HTML built from submitted text is escaped.
 """
@@ -15,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from leaderboard.sandbox import Limits, SandboxError, build_plugin
+from leaderboard.sandbox import Limits, SandboxError, SandboxUnavailable, build_plugin
 from model_zoo.errors import InvalidInputError
+from tests.leaderboard_support import require_sandbox
 
 
 # ----------------------------------------------------------------------------------- pickles
@@ -78,6 +81,7 @@ def test_a_keras_lambda_layer_is_refused_in_safe_mode(tmp_path):
 
 # ----------------------------------------------------------------------------------- plugins
 def _plugin(tmp_path: Path, body: str) -> Path:
+    require_sandbox()
     path = tmp_path / "plugin.py"
     path.write_text(body)
     return path
@@ -118,8 +122,29 @@ def test_a_plugin_runs_in_another_process_with_a_clean_environment(tmp_path, mon
     assert pid != os.getpid()
     assert "AWS_SECRET_ACCESS_KEY" not in message and "HF_TOKEN" not in message
     cwd = message.split("cwd=")[1].split(" (at ")[0]
-    assert cwd != str(tmp_path) and "alignbench-plugin-" in cwd  # a fresh working folder, not the submitter's
+    assert cwd == "/sandbox/work"  # the sandbox's scratch folder, not the submitter's
     assert "alignbench_submission_plugin" not in sys.modules
+
+
+def test_without_a_sandbox_a_plugin_is_refused_unless_trusted(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALIGNBENCH_BWRAP", "")  # as on a machine without bubblewrap
+    path = tmp_path / "plugin.py"
+    path.write_text("import os\ndef build_model():\n    raise ValueError(f'ran in {os.getcwd()}')\n")
+    with pytest.raises(SandboxUnavailable, match="bubblewrap .* not installed.*--trust-plugin"):
+        build_plugin(path, tmp_path / "out", limits=Limits(timeout_s=60, memory_mb=512))
+    with pytest.raises(SandboxError, match="build_model\\(\\) failed: ValueError: ran in .*alignbench-plugin-"):
+        build_plugin(path, tmp_path / "out", limits=Limits(timeout_s=60, memory_mb=512), trust_plugin=True)
+
+
+def test_a_broken_bubblewrap_is_reported_not_used(tmp_path, monkeypatch):
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("ALIGNBENCH_BWRAP", str(fake))
+    path = tmp_path / "plugin.py"
+    path.write_text("def build_model():\n    return None\n")
+    with pytest.raises(SandboxUnavailable, match="cannot set up a sandbox here .*No permissions"):
+        build_plugin(path, tmp_path / "out")
 
 
 def test_a_plugin_that_returns_no_model_or_exits_gets_a_clear_message(tmp_path):

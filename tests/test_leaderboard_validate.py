@@ -94,10 +94,26 @@ def test_image_count_and_fingerprint_are_checked_against_the_dataset(results, cl
 
 
 def test_known_datasets_table_is_used_without_local_data(results, clickme_dataset):
-    known = {clickme_dataset.name: {"n_images": 30, "fingerprint": clickme_dataset.fingerprint()}}
-    report = validate_bundles(None, results_dir=results, use_local_data=False, known=known, catalog=[])
+    from dataclasses import replace
+
+    from leaderboard.pins import PinTable, measure_pin
+
+    pin = measure_pin(clickme_dataset, results, command="test")
+    report = validate_bundles(None, results_dir=results, use_local_data=False, catalog=[],
+                              pins=PinTable({clickme_dataset.name: pin}))
+    assert report.ok and report.standing[("tiny-net", clickme_dataset.name)].level == "pinned", report.format()
+    assert "pinned, SYNTHETIC data" in report.format()  # the fixture's shards are generated
+    wrong = PinTable({clickme_dataset.name: replace(pin, n_images=30)})
+    report = validate_bundles(None, results_dir=results, use_local_data=False, catalog=[], pins=wrong)
     msgs = [p.message for p in report.problems if p.field.endswith("n_images")]
-    assert msgs and "known_datasets.json" in msgs[0]
+    assert msgs and "25 images scored but the dataset has 30 (known_datasets.json)" in msgs[0]
+
+
+def test_a_bundle_checked_only_against_local_data_is_valid_but_unverified(results, clickme_dataset):
+    report = _validate(results, clickme_dataset)
+    assert report.ok
+    standing = report.standing[("tiny-net", clickme_dataset.name)]
+    assert standing.level == "unverified" and "not in known_datasets.json" in standing.reason
 
 
 def test_edited_per_image_scores_are_caught_by_sha_and_by_recomputed_aggregates(results, clickme_dataset):
@@ -202,3 +218,13 @@ def test_a_bundle_folder_with_an_unsafe_name_is_refused(tmp_path, source_bundle)
     shutil.copytree(source_bundle, odd)
     report = validate_bundles([odd], results_dir=tmp_path, catalog=[], use_local_data=False)
     assert any(p.field == "id" and "not allowed as a file name" in p.message for p in report.problems)
+
+
+def test_thousands_of_stray_files_are_counted_not_listed(results, clickme_dataset):
+    from leaderboard.bundle import MAX_FILE_PROBLEMS
+
+    bundle = results / "submissions" / "tiny-net"
+    for i in range(MAX_FILE_PROBLEMS + 30):
+        (bundle / f"junk-{i}.txt").write_text("x")
+    files = [p for p in _validate(results, clickme_dataset).problems if p.field == "files"]
+    assert len(files) == MAX_FILE_PROBLEMS + 1 and "30 more unexpected entries not listed" in files[-1].message

@@ -119,8 +119,9 @@ def test_other_weights_than_claimed_are_reported(bundle, clickme_dataset, adapte
     doc["model"]["weights_sha256"] = "ab" * 32
     sub.write_text(json.dumps(doc))
     [report] = _verify(bundle, clickme_dataset, adapter, n_images=2)
-    assert any(m.field == "weights_sha256" for m in report.mismatches)
-    assert "not the submitted weights" in report.format()
+    assert [m.field for m in report.bundle_mismatches] == ["weights_sha256"] and report.mismatches == []
+    assert not report.ok and "not the submitted weights" in report.format()
+    assert "all 2 re-scored images match, but the bundle as a whole does not" in report.format()
 
 
 def test_a_weights_bundle_without_its_file_asks_for_it(bundle, clickme_dataset):

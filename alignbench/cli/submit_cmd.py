@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "RESULTS/submissions/<id>/ (records, per-image scores, provenance, weights sha256, your metadata). "
         "Give the model as exactly one of: --timm NAME, --keras FILE.keras, --weights FILE --architecture NAME "
         "(safetensors, or a PyTorch state dict read with weights_only=True), or --plugin FILE.py (built in a "
-        "separate, resource-limited process). Pickled code is never loaded.")
+        "bubblewrap sandbox: no network, no files but its own folder, resource limits). Pickled code is never "
+        "loaded. The preprocessing the model is scored with is printed and recorded in the bundle; where it "
+        "would only be a guess (--weights, a plugin without PREPROCESS) submit asks for --preprocess.")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--timm", "--timm-name", dest="timm", metavar="NAME", help="a timm architecture with its published weights "
                        "(--timm-weights random: untrained, seeded)")
@@ -23,8 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--architecture", metavar="NAME", help="with --weights: the timm architecture name")
     p.add_argument("--timm-weights", choices=("pretrained", "random"), default="pretrained", help="with --timm")
     p.add_argument("--preprocess", metavar="PRESET|JSON",
-                   help="imagenet, raw, unit, inception, caffe, or a JSON object of preprocessing fields; "
-                   "required with --keras, overrides the architecture's own otherwise")
+                   help="imagenet, inception, caffe (the catalog's exact constants), raw, unit, timm (the "
+                   "architecture's timm data config), or a JSON object of preprocessing fields; required with "
+                   "--keras and wherever the preprocessing would be a guess (--weights, a plugin without PREPROCESS)")
     meta = p.add_argument_group("about you and the model (shown on the leaderboard)")
     meta.add_argument("--name", required=True, help="your name (submitter)")
     meta.add_argument("--model-name", help="the model's display name (default: the timm name or the file's name)")
@@ -53,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--offline", action="store_true", help="never download; use the cache only")
     p.add_argument("--plugin-timeout", type=float, default=600.0, metavar="S", help="wall-clock limit of a plugin build")
     p.add_argument("--plugin-memory-mb", type=int, default=16384, metavar="MB", help="memory limit of a plugin build")
+    p.add_argument("--trust-plugin", action="store_true",
+                   help="where no sandbox can be set up (no bubblewrap), run the plugin anyway, WITHOUT isolation")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=handle)
 
@@ -62,9 +67,12 @@ def source_from_args(args: argparse.Namespace):
     from leaderboard.loading import ModelSource, parse_preprocess
     from model_zoo.errors import InvalidInputError
 
-    pre = {}
-    if args.preprocess is not None:
-        pre = {"preprocess": parse_preprocess(args.preprocess), "preprocess_given": True}
+    pre: dict = {}
+    if args.preprocess == "timm":
+        pre = {"timm_config": True}
+    elif args.preprocess is not None:
+        pre = {"preprocess": parse_preprocess(args.preprocess), "preprocess_given": True,
+               "preprocess_from": f"--preprocess {args.preprocess}"[:200]}
     if args.architecture and not args.weights:
         raise InvalidInputError("--architecture goes with --weights FILE (for --timm, give the name to --timm)")
     if args.timm:
@@ -97,6 +105,7 @@ def handle(args: argparse.Namespace) -> int:
                     submission_id=args.submission_id, batch_size=args.batch_size, device=args.device,
                     precision=args.precision, limit=args.limit, include_weights=args.include_weights,
                     force=args.force, download=not args.offline, progress=not args.no_progress,
-                    limits=Limits(timeout_s=args.plugin_timeout, memory_mb=args.plugin_memory_mb))
+                    limits=Limits(timeout_s=args.plugin_timeout, memory_mb=args.plugin_memory_mb),
+                    trust_plugin=args.trust_plugin)
     print(result.instructions)
     return 0 if result.ok else 1

@@ -78,46 +78,94 @@ class _GradientAdapter:
         return logits, (images[..., 0] / 255.0 + ramp).astype(np.float32)
 
 
+SITE_PINS = "known_datasets.json"  # beside the results folder site_results() makes
+
+
 def site_results(root: Path) -> Path:
-    """A results folder like the maintainers': two catalog models and the published points on
-    ``clickme-val`` (a small fake dataset of that name), one valid submission whose text carries HTML
-    payloads, and one preview submission that must be left out. No framework is imported."""
+    """A results folder like the maintainers', and its pin table ``root/known_datasets.json``
+    (:data:`SITE_PINS`), no framework imported:
+
+    * ``clickme-val`` (a small fake dataset of that name, pinned): two catalog models, a random-weight
+      control (``anti-model+random``), the published points, one valid submission whose text carries
+      HTML payloads (``tiny-net``), and one preview submission that must be left out;
+    * ``synthetic-fake`` (generated, pinned as synthetic): a catalog model and a submission (``tiny-synth``);
+    * ``other-fake`` (in no table: unverified): a catalog model and a submission (``tiny-other``).
+    """
     import json
 
     from benchmark import runner
     from benchmark.tasks.maps import MapsTask
     from leaderboard import submit as submit_mod
-    from leaderboard.loading import ModelSource
+    from leaderboard.loading import Loaded, ModelSource, Resolved
     from tests.runner_support.fakes import FakeDataset, fake_loader
 
     results = root / "results"
     repo = Path(__file__).resolve().parents[2]
     shutil.copytree(repo / "results" / "published", results / "published")
     ds = FakeDataset(n=12, name="clickme-val")
-    config = runner.RunConfig(dataset=ds.name, models=["good-model", "anti-model"], results_dir=results,
-                              batch_size=6, device="cpu", progress=False)
-    runner.run(config, task=MapsTask(ds), loader=fake_loader())
-    for model, top1 in (("good-model", 81.0), ("anti-model", 58.0)):
-        path = results / ds.name / f"{model}.json"
+    synth = FakeDataset(n=8, seed=1, name="synthetic-fake")
+    synth.synthetic = True
+    other = FakeDataset(n=6, seed=2, name="other-fake")
+    catalog = [(ds, "good-model", "pretrained", 81.0), (ds, "anti-model", "pretrained", 58.0),
+               (ds, "anti-model", "random", 70.0), (synth, "good-model", "pretrained", 81.0),
+               (other, "good-model", "pretrained", 81.0)]
+    for i, (data, model, weights, top1) in enumerate(catalog):
+        config = runner.RunConfig(dataset=data.name, models=[model], results_dir=results, batch_size=6, device="cpu",
+                                  progress=False, weights=weights)
+        outcome = runner.run(config, task=MapsTask(data), loader=fake_loader()).outcomes[0]
+        path = results / data.name / f"{outcome.model}.json"
         rec = json.loads(path.read_text())
         rec["top1_published"] = top1
-        rec["weights_sha256"] = {"good-model": "1", "anti-model": "2"}[model] * 64
+        rec["weights_sha256"] = str(i + 1) * 64
         path.write_text(json.dumps(rec))
+    pin_table(root / SITE_PINS, ds, synth, results_dir=results)
 
-    original = submit_mod.load_adapter
-    submit_mod.load_adapter = lambda source, spec, **kw: _GradientAdapter(spec)
+    original = submit_mod.load_submitted
+    submit_mod.load_submitted = lambda source, spec, **kw: Loaded(_GradientAdapter(spec), Resolved(None, "a stand-in"),
+                                                                   "file:" + "f" * 64)
     try:
         dummy = root / "weights.safetensors"
         dummy.write_bytes(b"not read: the adapter is a stand-in")
         source = ModelSource("weights", name="test_resnet", path=dummy)
         m = meta(submitter=XSS_SUBMITTER, description=XSS_DESCRIPTION, model_name="Tiny <b>Net</b>",
                  family="transformer", top1_claimed=66.5, url="javascript:alert(1)")
-        res = submit_mod.submit(source, m, datasets=[ds], results_dir=results, submission_id="tiny-net",
-                                device="cpu", progress=False)
-        assert res.ok, res.instructions
-        preview = submit_mod.submit(source, meta(model_name="Preview Net"), datasets=[ds], results_dir=results,
-                                    submission_id="preview-net", device="cpu", progress=False, limit=5)
-        assert preview.ok, preview.instructions
+        for sid, data, kw in (("tiny-net", ds, {"meta": m}), ("preview-net", ds, {"limit": 5}),
+                              ("tiny-synth", synth, {}), ("tiny-other", other, {})):
+            name = {"preview-net": "Preview Net", "tiny-synth": "Tiny Synth", "tiny-other": "Tiny Other"}.get(sid)
+            res = submit_mod.submit(source, kw.pop("meta", None) or meta(model_name=name), datasets=[data],
+                                    results_dir=results, submission_id=sid, device="cpu", progress=False, **kw)
+            assert res.ok, res.instructions
     finally:
-        submit_mod.load_adapter = original
+        submit_mod.load_submitted = original
     return results
+
+
+# ----------------------------------------------------------------------------------- pins and the sandbox
+def pin_table(path: Path, *datasets: Any, results_dir: Path | None = None) -> Path:
+    """A known-datasets table at ``path``: the package's entries plus ``datasets`` pinned by
+    :func:`leaderboard.pins.measure_pin`, exactly as ``alignbench leaderboard pin --write`` does."""
+    from leaderboard.pins import load_table, measure_pin
+
+    table = load_table()
+    for ds in datasets:
+        table = table.with_pin(measure_pin(ds, results_dir or path.parent / "pin-results", command="tests"))
+    table.write(path)
+    return path
+
+
+def require_sandbox() -> None:
+    """Fail (CI: ``ALIGNBENCH_REQUIRE_SANDBOX=1``, set by .ci/run) or skip with the reason when no
+    bubblewrap sandbox can be set up here: the sandbox path is never silently passed off as covered."""
+    import os
+
+    import pytest
+
+    from leaderboard.sandbox import sandbox_status
+
+    ok, why = sandbox_status()
+    if ok:
+        return
+    message = f"SANDBOX TESTS NOT RUN: {why}"
+    if os.environ.get("ALIGNBENCH_REQUIRE_SANDBOX") == "1":
+        pytest.fail(message + " (ALIGNBENCH_REQUIRE_SANDBOX=1: .ci/run installs bubblewrap)")
+    pytest.skip(message)
