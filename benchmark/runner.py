@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from benchmark.job import Job, JobConfig, ModelOutcome, resolve_device
-from benchmark.tasks import References, Task, get_task
+from benchmark.tasks import Task, get_task
 from model_zoo.errors import InvalidInputError
 
 log = logging.getLogger(__name__)

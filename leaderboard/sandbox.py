@@ -48,7 +48,7 @@ from typing import Any
 from leaderboard.architecture import check_architecture
 from leaderboard.bounds import read_json_bounded
 from model_zoo.errors import AlignbenchError, InvalidInputError
-from model_zoo.fileio import atomic_copy_file, sha256_file
+from model_zoo.fileio import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ interrupted submit leaves nothing under ``results/submissions/``.
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +20,11 @@ from benchmark import baselines, records, runner
 from benchmark.job import Job, JobConfig, ModelRef
 from benchmark.tasks import References
 from benchmark.tasks.maps import MapsTask
-from benchmark.job import Job, JobConfig
-from benchmark.tasks import References
-from benchmark.tasks.maps import MapsTask
 from benchmark.provenance import provenance
 from leaderboard.bundle import (MODEL_DIR, SUBMISSION_FILE, SubmissionMeta, bundle_dir, submission_document,
                                 submissions_root)
 from leaderboard.architecture import preprocess_json
-from leaderboard.loading import Loaded, ModelSource, SubmittedSpec, load_submitted
+from leaderboard.loading import ModelSource, SubmittedSpec, load_submitted
 from leaderboard.sandbox import Limits
 from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import atomic_copy_file, atomic_output, atomic_write_json

@@ -227,7 +227,7 @@ def test_attack_a_random_weight_control_ranked_under_a_pretrained_name(tmp_path)
     folder = tmp_path / "results" / "ds"
     folder.mkdir(parents=True)
     for model, rho, weights in (("inception_v3+random", 0.4, "random"), ("resnet50", 0.2, "pretrained")):
-        sha = records.write_scores(folder / f"{model}.scores.csv", {
+        sha = records.write_columns(folder / f"{model}.scores.csv", {
             "image_id": ["a", "b"], "label": [1, 2], "pred": [1, 0], "correct": [1, 0], "spearman": [rho, rho],
             "dice": [0.2, 0.2], "iou": [0.1, 0.1]})
         rec = {"schema": records.SCHEMA, "kind": "model", "task": "maps", "dataset": "ds", "dataset_fingerprint": "f",
