@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "demo_cmd",
     "run_cmd",
     "plot_cmd",
+    "plot_maps_cmd",
     "models_cmd",
     "data_cmd",
     "train_cmd",

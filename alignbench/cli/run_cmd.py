@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pretrained (default), random (untrained control) or a local weights file")
     p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results/)")
     p.add_argument("--force", action="store_true", help="recompute models that already have a record")
+    p.add_argument("--save-maps", action="store_true",
+                   help="maps tasks: also keep every image's saliency map, compressed, in RESULTS/<dataset>/"
+                   "<model>.maps.npz (about 0.2 MB per image; read by `alignbench plot-maps`); a model whose "
+                   "record exists without its maps is scored again")
     p.add_argument("--executor", choices=["local", "ray"], default="local")
     p.add_argument("--ray-address", help="Ray cluster address (default: start or join a local one)")
     p.add_argument("--shard", metavar="k/n", help="run only share k of n of the models (SLURM arrays etc.)")
@@ -71,7 +75,7 @@ def handle(args: argparse.Namespace) -> int:
         device=args.device, precision=args.precision, weights=args.weights, limit=args.limit, force=args.force,
         executor=args.executor, ray_address=args.ray_address,
         shard=runner.parse_shard(args.shard) if args.shard else None, download=not args.offline,
-        progress=not args.no_progress, decision_rule=args.decision_rule)
+        progress=not args.no_progress, decision_rule=args.decision_rule, save_maps=args.save_maps)
     with offline_mode(args.offline):
         summary = runner.run(config, on_outcome=lambda i, n, outcome: print(
             f"[{i + 1}/{n}] {report.model_line(outcome)}", flush=True))
