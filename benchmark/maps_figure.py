@@ -118,10 +118,31 @@ def compute_maps(adapter: Any, images: np.ndarray, labels: np.ndarray, explainer
     return explain(images, labels, explainer)
 
 
+@dataclass
+class MapsFigure:
+    """A drawn figure (``figure``: matplotlib Figure), its rows' image ids, the Spearman printed under
+    each model's maps (display name -> (rows,)), and notes (differences from the records, sources)."""
+
+    figure: Any
+    image_ids: list[str]
+    spearman: dict[str, np.ndarray]
+    notes: list[str]
+    dataset: str = ""
+
+
 def plot_maps(config: MapsFigureConfig, *, task: Any = None, loader: Callable[..., Any] | None = None
               ) -> tuple[list[Path], list[str]]:
-    """Draw the figure of ``config``; returns (files written, notes). ``task``: a maps task object
-    instead of resolving ``config.dataset``; ``loader``: builds adapters (default :func:`model_zoo.load`)."""
+    """Draw the figure of ``config`` (:func:`build_maps_figure`) and write it in ``config.formats``
+    (default ``RESULTS/<dataset>/maps.<fmt>``); returns (files written, notes)."""
+    drawn = build_maps_figure(config, task=task, loader=loader)
+    output = config.output or Path(config.results_dir) / records.safe_name(drawn.dataset, "dataset") / "maps"
+    return save_paper_figure(drawn.figure, output, config.formats), drawn.notes
+
+
+def build_maps_figure(config: MapsFigureConfig, *, task: Any = None, loader: Callable[..., Any] | None = None
+                      ) -> MapsFigure:
+    """The figure of ``config``, not written. ``task``: a maps task object instead of resolving
+    ``config.dataset``; ``loader``: builds adapters (default :func:`model_zoo.load`)."""
     from benchmark.job import Job, JobConfig, resolve_device
     from benchmark.tasks import References, get_task
     from benchmark.tasks.base import ModelFailure, model_call
@@ -143,6 +164,7 @@ def plot_maps(config: MapsFigureConfig, *, task: Any = None, loader: Callable[..
     if config.image_ids:
         ids = [str(i) for i in dict.fromkeys(config.image_ids)]
         chosen = Selected(ids, [""] * len(ids))
+        caption = None
     else:
         most, least = (config.most, config.least) if (config.most or config.least) else (3, 3)
         by = next((j for j in jobs if config.by in (None, j.record_id, j.model.target, j.model.model_id)), None)
@@ -155,6 +177,7 @@ def plot_maps(config: MapsFigureConfig, *, task: Any = None, loader: Callable[..
         chosen = select_extremes(table["image_id"], table["spearman"], most, least)
         if not chosen.ids:
             raise InvalidInputError(f"{by.scores_path}: no image with a defined Spearman to choose from")
+        caption = f"Rows: the {most} most and {least} least aligned images of {by.record_id} (per-image ρ)."
     positions: dict[str, int] = {}
     for table in scored.values():
         if table is not None:
@@ -188,9 +211,8 @@ def plot_maps(config: MapsFigureConfig, *, task: Any = None, loader: Callable[..
     row_labels = ["\n".join(filter(None, (lab, image_id, f"class {int(c)}")))
                   for lab, image_id, c in zip(chosen.labels, chosen.ids, labels)]
     fig = draw_map_grid(images, human, drawn, spearman=rho, row_labels=row_labels,
-                        smooth_sigma=config.smooth_sigma, synthetic=synthetic)
-    output = config.output or Path(config.results_dir) / records.safe_name(task.name, "dataset") / "maps"
-    return save_paper_figure(fig, output, config.formats), notes
+                        smooth_sigma=config.smooth_sigma, synthetic=synthetic, caption=caption)
+    return MapsFigure(fig, list(chosen.ids), rho, notes, dataset=task.name)
 
 
 def save_paper_figure(fig: Any, output: str | Path, formats: Sequence[str]) -> list[Path]:

@@ -54,7 +54,8 @@ def format_rho(value: Any) -> str:
 def draw_map_grid(images: np.ndarray, human_maps: np.ndarray, model_maps: Mapping[str, np.ndarray], *,
                   spearman: Mapping[str, Sequence[float]] | None = None,
                   titles: Sequence[str] | None = None, row_labels: Sequence[str] | None = None,
-                  smooth_sigma: float | None = DISPLAY_SIGMA, synthetic: bool = False) -> Any:
+                  smooth_sigma: float | None = DISPLAY_SIGMA, synthetic: bool = False,
+                  caption: str | None = None) -> Any:
     """The grid of Figure 2 as a matplotlib Figure.
 
     ``images``: (N, H, W, 3) RGB in [0, 255]; ``human_maps``: (N, H, W); ``model_maps``: display name
@@ -63,7 +64,8 @@ def draw_map_grid(images: np.ndarray, human_maps: np.ndarray, model_maps: Mappin
     ``titles``: column headings (2 + number of models; default "Image", "Human", the model names);
     ``row_labels``: N texts left of each row (e.g. image id and class). ``smooth_sigma``: display
     smoothing (:func:`display_map`); the arrays given are never modified. ``synthetic``: mark the
-    figure as drawn from generated data. Rows are images; the figure is sized for a paper's page
+    figure as drawn from generated data; ``caption``: a sentence added to the footnote (e.g. how the
+    images were chosen). Rows are images; the figure is sized for a paper's page
     (:data:`CELL_INCHES` per cell, :data:`FONT_SIZE` pt text).
     """
     from matplotlib.figure import Figure
@@ -118,6 +120,8 @@ def draw_map_grid(images: np.ndarray, human_maps: np.ndarray, model_maps: Mappin
                  if smooth_sigma else "not smoothed")
     fig.get_layout_engine().set(h_pad=0.02, w_pad=0.02, hspace=0.02, wspace=0.02)
     note = f"Maps scaled to [0, 1] per image, {smoothing}; ρ: Spearman of the raw maps with the human map."
+    if caption:
+        note = f"{caption} {note}"
     fig.supxlabel(textwrap.fill(note, int(cols * 22)), fontsize=FONT_SIZE - 1, color="0.3")
     if synthetic:
         fig.suptitle(SYNTHETIC_MARK, fontsize=FONT_SIZE + 1, color="#b00000", fontweight="bold")
