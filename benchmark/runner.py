@@ -149,4 +149,22 @@ def run(config: RunConfig, *, task: Task | None = None, dataset: Any = None, loa
         summary.outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(i, len(models), outcome)
+    if config.save_maps:
+        ensure_gallery_reference(task, Path(config.results_dir), summary.outcomes)
     return summary
+
+
+def ensure_gallery_reference(task: Task, results_dir: Path, outcomes: Sequence[ModelOutcome]) -> Path | None:
+    """``results/<dataset>/_gallery.npz`` (the leaderboard gallery's images and human maps), written
+    once from the image ids of the first complete, unlimited scores file of this run."""
+    from benchmark import gallery, records
+
+    path = results_dir / task.name / gallery.REFERENCE_FILE
+    if path.exists():
+        return path
+    for outcome in outcomes:
+        record = outcome.record or {}
+        if record.get("status") == "ok" and record.get("limit") is None and record.get("scores_file"):
+            ids = [str(i) for i in records.read_scores(results_dir / task.name / record["scores_file"])["image_id"]]
+            return gallery.write_reference_for(task.data, results_dir, ids, {i: row for row, i in enumerate(ids)})
+    return None
