@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark import maps_store, metrics, records, runner
+from benchmark import gallery, maps_store, metrics, records, runner
 from benchmark.maps_figure import MapsFigureConfig, build_maps_figure, plot_maps, select_extremes
 from benchmark.plots_maps import SYNTHETIC_MARK, display_map, draw_map_grid, format_rho
 from benchmark.tasks.maps import MapsTask
@@ -150,7 +150,9 @@ def test_saved_maps_resume_after_kill_minus_9(tmp_path):
     assert chunks == ["chunk-rows-000000000.npz", "chunk-rows-000000006.npz"]
     ds = FakeDataset()
     _run(tmp_path, ["good-model"], ds, save_maps=True, loader=fake_loader())
-    assert ds.batches_served == 2  # resumed at image 12 of 20
+    # resumed at image 12 of 20 (2 batches), then one read per image of the dataset's gallery reference
+    assert ds.batches_served == 2 + gallery.GALLERY_SIZE
+    assert (tmp_path / "fake-set" / gallery.REFERENCE_FILE).is_file()
     with maps_store.open_store(tmp_path, "fake-set", "good-model") as store:
         assert store.image_ids == ds.ids
         np.testing.assert_array_equal(store.get(ds.ids), ds.images[..., 0] / 255.0)
