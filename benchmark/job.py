@@ -412,13 +412,14 @@ class Job:
 
 
 def spec_fields(adapter: Any, record_id: str, weights: str = "pretrained") -> dict[str, Any]:
-    """Catalog fields of the record. The published top-1 belongs to the published weights only: an
-    untrained control or a user's own weights file gets ``top1_published = None``."""
+    """Catalog fields of the record. A catalog top-1 belongs to the published weights only: an
+    untrained control or a user's own weights file gets ``top1_published = None``, unless the spec
+    says its top-1 describes the very weights scored (``top1_describes_weights``: a submission's claim)."""
     spec = getattr(adapter, "spec", None)
     fields = {"display_name": record_id, "family": None, "harmonized": None,
               "framework": getattr(adapter, "framework", None), "top1_published": None}
     if spec is not None:
-        published = weights == "pretrained"
+        published = weights == "pretrained" or bool(getattr(spec, "top1_describes_weights", False))
         fields.update(
             display_name=getattr(spec, "display_name", record_id),
             family=getattr(spec, "family", None),
