@@ -105,7 +105,7 @@ def _rewrite(**changes):
         arrays.update(changes)
         arrays = {k: v for k, v in arrays.items() if v is not None}
         buf = io.BytesIO()
-        np.savez(buf, **arrays)
+        np.savez_compressed(buf, **arrays)
         path.write_bytes(buf.getvalue())
     return change
 
