@@ -213,3 +213,49 @@ def test_all_three_formats_are_written_with_embedded_truetype_fonts(tmp_path):
     assert "ρ = " in svg  # text kept as text
     png = (tmp_path / ds.name / "maps.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ----------------------------------------------------------------------------- the command line, real models
+@pytest.mark.slow
+@pytest.mark.torch
+def test_cli_run_save_maps_then_plot_maps_with_tiny_random_cnns(tmp_path, capsys):
+    """Two random-weight demo CNNs (exported model folders) on generated ClickMe shards: `run
+    --save-maps`, then `plot-maps` from the store and recomputed: the same picture, ρ = the records'."""
+    import torch
+
+    from alignbench.cli import main
+    from benchmark.datasets.synthetic import write_clickme_shards
+    from model_zoo import model_folder
+    from model_zoo.builders.demo_cnn import demo_cnn, source_id
+
+    write_clickme_shards(tmp_path / "synthetic-val", 8, n_shards=2, seed=1)
+    folders = []
+    for i in range(2):
+        torch.manual_seed(i)
+        folders.append(str(model_folder.write(
+            tmp_path / f"tiny-{i}", demo_cnn(4), id=f"tiny-{i}", framework="torch", family="cnn",
+            architecture={"source": "demo_cnn", "source_id": source_id(4)},
+            preprocess={"input_size": 112, "interpolation": "bilinear", "mean": (0.485, 0.456, 0.406),
+                        "std": (0.229, 0.224, 0.225)})))
+    results = tmp_path / "results"
+    common = ["--dataset", str(tmp_path / "synthetic-val"), "--results", str(results), "--device", "cpu"]
+    assert main(["run", *common, "--model", *folders, "--batch-size", "4", "--no-progress", "--save-maps"]) == 0
+    assert (results / "synthetic-val" / "tiny-0.maps.npz").is_file()
+    assert (results / "synthetic-val" / gallery.REFERENCE_FILE).is_file()
+    capsys.readouterr()
+    pngs = {}
+    for source in ("store", "recompute"):
+        out = tmp_path / f"fig-{source}"
+        assert main(["plot-maps", *common, "--model", *folders, "--most", "2", "--least", "2",
+                     "--maps-from", source, "--output", str(out)]) == 0
+        printed = capsys.readouterr().out
+        assert "note:" not in printed  # every ρ equals the record's
+        assert all((out.with_suffix(f".{fmt}")).stat().st_size > 1000 for fmt in ("png", "svg", "pdf"))
+        pngs[source] = out.with_suffix(".png").read_bytes()
+        svg = out.with_suffix(".svg").read_text()
+        scores = records.read_scores(results / "synthetic-val" / "tiny-0.scores.csv")
+        best = int(np.nanargmax(scores["spearman"]))
+        assert format_rho(scores["spearman"][best]) in svg and "SYNTHETIC" in svg
+    assert pngs["store"] == pngs["recompute"]
+    assert main(["plot-maps", *common, "--model", folders[0], "--image-id", "nope:1", "--maps-from", "store"]) == 2
+    assert "holds no image nope:1" in capsys.readouterr().err
