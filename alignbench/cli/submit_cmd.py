@@ -88,24 +88,23 @@ def source_from_args(args: argparse.Namespace):
 
 def handle(args: argparse.Namespace) -> int:
     import logging
-    import os
 
     from leaderboard.bundle import SubmissionMeta
     from leaderboard.sandbox import Limits
     from leaderboard.submit import submit
+    from model_zoo.weights import offline_mode
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.offline:
-        os.environ["ALIGNBENCH_OFFLINE"] = "1"
     model_name = args.model_name or args.timm or Path(args.keras or args.weights or args.plugin).stem
     meta = SubmissionMeta(submitter=args.name, model_name=model_name, description=args.description,
                           licence=args.licence, email=args.email, affiliation=args.affiliation, url=args.url,
                           family=args.family, top1_claimed=args.top1, top1_method=args.top1_method)
-    result = submit(source_from_args(args), meta, datasets=args.dataset, results_dir=args.results,
-                    submission_id=args.submission_id, batch_size=args.batch_size, device=args.device,
-                    precision=args.precision, limit=args.limit, include_weights=args.include_weights,
-                    force=args.force, download=not args.offline, progress=not args.no_progress,
-                    limits=Limits(timeout_s=args.plugin_timeout, memory_mb=args.plugin_memory_mb),
-                    trust_plugin=args.trust_plugin)
+    with offline_mode(args.offline):
+        result = submit(source_from_args(args), meta, datasets=args.dataset, results_dir=args.results,
+                        submission_id=args.submission_id, batch_size=args.batch_size, device=args.device,
+                        precision=args.precision, limit=args.limit, include_weights=args.include_weights,
+                        force=args.force, download=not args.offline, progress=not args.no_progress,
+                        limits=Limits(timeout_s=args.plugin_timeout, memory_mb=args.plugin_memory_mb),
+                        trust_plugin=args.trust_plugin)
     print(result.instructions)
     return 0 if result.ok else 1
