@@ -59,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="any other training option, e.g. --set schedule=step --set token_normalise=true")
     p.add_argument("--shuffle-buffer", type=int, default=2048, help="examples in the shuffle buffer (default 2048)")
     p.add_argument("--offline", action="store_true", help="never download; use cached dataset shards only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in batch job logs)")
     p.set_defaults(handler=handle)
 
 
@@ -88,14 +89,16 @@ def run_training(args: argparse.Namespace) -> Any:
     config = build_config(args)
     with offline_mode(args.offline):
         return train(config, args.data, args.output, imagenet=args.imagenet, shuffle_buffer=args.shuffle_buffer,
-                     download=not args.offline)
+                     download=not args.offline, progress=not getattr(args, "no_progress", True))
 
 
 def handle(args: argparse.Namespace) -> int:
     result = run_training(args)
     m = result.last_metrics
     terms = ", ".join(f"{k} {m[k]:.4g}" for k in ("total", "cross_entropy", "harmonization", "accuracy") if k in m)
-    print(f"trained {result.steps} steps -> {result.output_dir}" + (f" ({terms})" if terms else ""))
+    resumed = (f", resumed at step {result.resumed_from} of {result.total_steps or result.steps}"
+               if result.resumed_from else "")
+    print(f"trained {result.trained_now} steps{resumed} -> {result.output_dir}" + (f" ({terms})" if terms else ""))
     if result.export_dir is not None:
         print(f"exported model: {result.export_dir} (alignbench run --model {result.export_dir})")
     return 0

@@ -153,6 +153,7 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
     manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=2)
     if (ckpt_dir / "position.json").is_file():
         pos = _restore(ckpt_dir, checkpoint, config, aug, replicas)
+    resumed_from = pos["step"]
     log = MetricsLog(out / "metrics.csv", resume_step=pos["step"],
                      tensorboard_dir=out / "tensorboard" if config.tensorboard else None)
     atomic_write_json(out / "config.json", config.to_dict())
@@ -202,7 +203,7 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
         export_dir = export_model(model, out / "export", arch, harmonized=config.harmonize,
                                   training={**config.to_dict(), "steps": pos["step"], "replicas": replicas,
                                             "strategy": type(strategy).__name__})
-    return TrainResult(pos["step"], out, export_dir, metrics)
+    return TrainResult(pos["step"], out, export_dir, metrics, resumed_from=resumed_from, total_steps=total)
 
 
 def _steps_per_epoch(config: TrainConfig, data: D.DataSource) -> int:

@@ -175,6 +175,7 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
         ckpt = out / "checkpoints" / "last.pt"
         if ckpt.is_file():
             pos = _restore(ckpt, config, model, opt, scaler, aug, d)
+        resumed_from = pos["step"]
         log = None
         if d.rank == 0:
             log = MetricsLog(out / "metrics.csv", resume_step=pos["step"],
@@ -232,7 +233,7 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
         if export and d.rank == 0:
             export_dir = export_model(model, out / "export", arch, harmonized=config.harmonize,
                                       training={**config.to_dict(), "steps": pos["step"], "world_size": d.world})
-        return TrainResult(pos["step"], out, export_dir, metrics)
+        return TrainResult(pos["step"], out, export_dir, metrics, resumed_from=resumed_from, total_steps=total)
     finally:
         if d.initialised_here:
             dist.destroy_process_group()
