@@ -6,6 +6,8 @@ import json
 import os
 from typing import Sequence
 
+from alignbench.cli import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="download, generate or inspect ClickMe-format datasets",
@@ -18,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dl.add_argument("name", nargs="?", default="clickme-val", help="dataset name (default: clickme-val); "
                     "see `alignbench data info --list`")
     dl.add_argument("--mirror", help="base URL or local folder replacing the official location")
+    options.add_offline(dl)
     dl.set_defaults(handler=_download)
 
     gen = sub.add_parser("generate", help="write a synthetic ClickMe-format dataset (with participant maps)",
@@ -31,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--split", default="val", help="shard name prefix (default val)")
     gen.add_argument("--shortcut", type=float, default=0.0,
                      help="probability that the background colour gives the class away (default 0: no cue)")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--seed", type=int, default=0, help="random seed (the same seed writes the same bytes; default 0)")
     gen.set_defaults(handler=_generate)
 
     info = sub.add_parser("info", help="image count, fingerprint, skipped records, prepared copy of a dataset",
@@ -40,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "when the dataset has no valid record.")
     info.add_argument("name", nargs="?", help="dataset name or folder / .tfrecords path")
     info.add_argument("--list", action="store_true", help="list the named datasets")
-    info.add_argument("--offline", action="store_true", help="use only files already present (no download)")
+    options.add_offline(info)
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=_info)
 
@@ -51,14 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "does it ahead, e.g. on a CPU node before GPU jobs. ALIGNBENCH_PREPARED=0 turns "
                           "prepared copies off.")
     prep.add_argument("name", help="dataset name or folder / .tfrecords path / Clicktionary release")
-    prep.add_argument("--offline", action="store_true", help="use only files already present (no download)")
+    options.add_offline(prep)
     prep.set_defaults(handler=_prepare)
 
 
 def _download(args: argparse.Namespace) -> int:
     from benchmark.datasets import get_dataset
 
-    files = get_dataset(args.name, mirror=args.mirror).files()
+    files = get_dataset(args.name, mirror=args.mirror, download=not args.offline).files()
     print(f"{args.name}: {describe_files(files)}")
     return 0
 

@@ -120,11 +120,11 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
     if config.batch_size % replicas:
         raise InvalidInputError(f"batch_size {config.batch_size} is not divisible by the {replicas} replicas")
     previous_policy = keras.mixed_precision.global_policy()
-    if config.precision != "fp32":
+    if config.precision != "float32":
         # Keras policy: layers compute in bf16/fp16 and keep float32 variables; the loss casts the
         # logits and the saliency to float32 (loss_tf._f32). fp16 gets Keras' loss scaling. The
         # policy applies to layers built now (a model built by the caller keeps its own).
-        keras.mixed_precision.set_global_policy("mixed_bfloat16" if config.precision == "bf16" else "mixed_float16")
+        keras.mixed_precision.set_global_policy("mixed_bfloat16" if config.precision == "bfloat16" else "mixed_float16")
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         try:
@@ -134,7 +134,7 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
         arch = arch or built_arch or _keras_arch(model, config)
         optimizer = keras.optimizers.SGD(learning_rate=config.peak_lr, momentum=config.momentum,
                                          nesterov=config.nesterov and config.momentum > 0)
-        if config.precision == "fp16":
+        if config.precision == "float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
