@@ -59,9 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from benchmark.datasets import get_dataset
+    from benchmark.datasets.install import download_dataset
 
-    files = get_dataset(args.name, mirror=args.mirror, download=not args.offline).files()
+    files = download_dataset(args.name, mirror=args.mirror, download=not args.offline)
     print(f"{args.name}: {describe_files(files)}")
     return 0
 
