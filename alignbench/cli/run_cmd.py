@@ -74,9 +74,9 @@ def handle(args: argparse.Namespace) -> int:
         executor=args.executor, ray_address=args.ray_address,
         shard=runner.parse_shard(args.shard) if args.shard else None, download=not args.offline,
         progress=not args.no_progress, decision_rule=args.decision_rule)
+    progress = report.RunProgress()
     with offline_mode(args.offline):
-        summary = runner.run(config, on_outcome=lambda i, n, outcome: print(
-            f"[{i + 1}/{n}] {report.model_line(outcome)}", flush=True))
+        summary = runner.run(config, on_outcome=lambda i, n, outcome: print(progress.line(i, n, outcome), flush=True))
     print(report.format_summary(summary))
     for problem in summary.problems:
         print(f"note: {problem}")
