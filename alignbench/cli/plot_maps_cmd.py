@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from alignbench.cli import options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot-maps", help="draw images, human maps and models' maps (the paper's Figure 2)",
@@ -12,12 +14,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "image, the human map and each model's map with its per-image Spearman. Maps come from "
                        "`alignbench run --save-maps` when saved for the same record, else are recomputed for "
                        "those images only. Smoothing is for display only; the printed Spearman is the record's.")
-    p.add_argument("--dataset", default="clickme-val",
-                   help="dataset name or a folder of ClickMe-format shards (as for `alignbench run`)")
+    p.add_argument("--dataset", default="clickme-val", help=options.DATASET_HELP + " (default clickme-val)")
     p.add_argument("--model", nargs="+", required=True, metavar="ID",
                    help="model ids or exported model folders, one column each (named as `run` names them)")
     p.add_argument("--weights", default="pretrained", help="as for `alignbench run` (pretrained, random, a file)")
-    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
+    options.add_precision(p)
     p.add_argument("--image-id", nargs="+", metavar="ID", help="these images (ids as in the scores files)")
     p.add_argument("--most", type=int, default=0, metavar="N", help="the N images of highest Spearman")
     p.add_argument("--least", type=int, default=0, metavar="N",
@@ -28,13 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "store: saved maps only; recompute: always load the models")
     p.add_argument("--sigma", type=float, help="display smoothing, Gaussian sigma in pixels of a 224-pixel map "
                    "(0: none; default benchmark.plots_maps.DISPLAY_SIGMA, 4)")
-    p.add_argument("--results", type=Path, default=Path("results"))
+    options.add_results(p)
     p.add_argument("--output", type=Path, help="output file (its extension picks the format) or stem; "
                    "default RESULTS/<dataset>/maps.{png,svg,pdf}")
     p.add_argument("--format", default="png,svg,pdf", help="comma-separated formats when --output has none")
-    p.add_argument("--device", default="auto", help="where recomputed maps run: auto, cpu, cuda, ...")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--offline", action="store_true", help="never download; use the cache only")
+    options.add_device(p)
+    options.add_batch_size(p, default=16, what="images per batch of recomputed maps")
+    options.add_offline(p)
     p.set_defaults(handler=handle)
 
 
