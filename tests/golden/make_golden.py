@@ -2,7 +2,7 @@
 
     python tests/golden/make_golden.py OUT_DIR        # writes OUT_DIR/<task>/... and OUT_DIR/machine.json
 
-The records committed under ``tests/golden/v1/`` were written by alignbench's code as it was
+The records committed under ``tests/golden/v1/<machine kind>/`` were written by alignbench's code as it was
 *before* the task/job spine (record schema ``alignbench.result/1``); ``tests/test_golden_records.py``
 regenerates them with today's code and compares every number. Run this script again only for a
 deliberate change of the numbers, and say so in the commit.
