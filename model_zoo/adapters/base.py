@@ -114,11 +114,15 @@ class Adapter(ABC):
     def explain(self, images: np.ndarray, labels: np.ndarray, explainer: "str | Explainer | None" = None) -> np.ndarray:
         """Maps (N, 224, 224) float32 of ``explainer`` (a name or an :class:`Explainer`; None: ``saliency``)
         for class ``labels[i]`` of image ``i``."""
-        return self.predict_and_explain(images, labels, explainer)[1]
+        return self._explain(images, labels, explainer, with_logits=False)[1]
 
     def predict_and_explain(self, images: np.ndarray, labels: np.ndarray,
                             explainer: "str | Explainer | None" = None) -> tuple[np.ndarray, np.ndarray]:
         """Logits (N, C) of the clean images and ``explainer``'s maps (N, 224, 224), float32."""
+        return self._explain(images, labels, explainer, with_logits=True)
+
+    def _explain(self, images: np.ndarray, labels: np.ndarray, explainer: "str | Explainer | None",
+                 *, with_logits: bool) -> tuple[np.ndarray, np.ndarray]:
         spec = get_explainer(explainer)
         if is_default(spec):
             return self.predict_and_saliency(images, labels)
@@ -129,13 +133,14 @@ class Adapter(ABC):
         else:
             # the copies of `step` images fill about one chunk; _rows_gradients splits them further
             step = max(1, self._chunk // spec.samples)
-            parts = [self._explain_chunk(images[a:a + step], labels[a:a + step], spec, a)
+            parts = [self._explain_chunk(images[a:a + step], labels[a:a + step], spec, a, with_logits)
                      for a in range(0, len(images), step)]
         if not parts:
             return np.zeros((0, self.num_classes or 0), np.float32), np.zeros((0, BOUNDARY_SIZE, BOUNDARY_SIZE), np.float32)
         logits = np.concatenate([p[0] for p in parts])
         maps = np.concatenate([p[1] for p in parts])
-        self._check_finite(logits, "logits")
+        if with_logits:
+            self._check_finite(logits, "logits")
         self._check_finite(maps, f"{spec.name} maps")
         return logits, maps
 
@@ -147,8 +152,8 @@ class Adapter(ABC):
         gain, offset = self.preprocess.affine()
         return np.asarray(gain, np.float32), np.asarray(offset, np.float32)
 
-    def _explain_chunk(self, images: np.ndarray, labels: np.ndarray, spec: Explainer,
-                       first: int) -> tuple[np.ndarray, np.ndarray]:
+    def _explain_chunk(self, images: np.ndarray, labels: np.ndarray, spec: Explainer, first: int,
+                       with_logits: bool) -> tuple[np.ndarray, np.ndarray]:
         affine = self.explain_affine(spec)
         z = images if affine is None else images * affine[0] + affine[1]
 
@@ -158,8 +163,8 @@ class Adapter(ABC):
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
         logits, attribution = attribute(spec, z, labels, gradients, first=first)
-        if logits is None:
-            logits = self.predict(images)
+        if logits is None:  # no pass saw the clean images: one more forward when the caller wants logits
+            logits = self.predict(images) if with_logits else np.zeros((len(images), 0), np.float32)
         return logits, reduce_channels(attribution, spec.reduction)
 
     def __repr__(self) -> str:
