@@ -99,6 +99,19 @@ def test_plot_pareto_draws_one_explainer(tmp_path):
     assert record_explainer({"explainer": get_explainer().description}) == "saliency"
 
 
+def test_records_of_several_precisions_drawn_together_are_noted(tmp_path):
+    ds = FakeDataset(n=3)
+    _run(tmp_path, ds)
+    _run(tmp_path, ds, precision="bfloat16")
+    points, notes, _ = measured_points(tmp_path, ds.name, "measured")
+    assert sorted(p.model for p in points) == ["tiny", "tiny+bf16"]
+    assert any("several precisions" in n and "bfloat16, float32" in n for n in notes)
+    from benchmark.plots import plot_pareto
+
+    written, _ = plot_pareto(tmp_path, ds.name, tmp_path / "pareto.png")
+    assert written and written[0].stat().st_size > 1000
+
+
 @pytest.mark.slow
 def test_cli_run_and_plot_with_an_explainer(tmp_path, capsys):
     from benchmark.datasets.synthetic import write_clickme_shards
