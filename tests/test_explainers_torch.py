@@ -254,3 +254,16 @@ def test_bad_input_is_refused_before_any_pass(adapter):
         adapter.explain(images(2), LABELS, "smoothgrad")
     with pytest.raises(InvalidInputError, match="unknown explainer 'nope'"):
         adapter.explain(images(3), LABELS, "nope")
+
+
+@pytest.mark.parametrize("method,param", [("smoothgrad", "samples"), ("integrated-gradients", "steps")])
+def test_many_pass_methods_batch_their_copies(net, method, param):
+    """8 copies of 4 images through an adapter of chunk 16: two passes of 16 rows, not 32 passes of one."""
+    seen: list[int] = []
+    handle = net.conv1.register_forward_hook(lambda _m, inputs, _o: seen.append(int(inputs[0].shape[0])))
+    try:
+        wrap(net, PREP, batch_size=16).explain(images(4, seed=12), np.array([0, 1, 2, 3]),
+                                               Explainer("m", method=method, params={param: 8}))
+    finally:
+        handle.remove()
+    assert seen == [16, 16]
