@@ -16,8 +16,14 @@ processes on the machine slow both members of a pair alike).
 autocast precision over float32 and the change it causes in the mean Spearman rho between model and
 human maps on a generated ClickMe-format set (``benchmark.datasets.synthetic``), so users can decide.
 
+``--maps`` (default on) prints the map-level agreement of bfloat16 autocast with float32 on a real
+ImageNet-pretrained network (EfficientNet-Lite0 from the ``test`` extra, scikit-image's photographs,
+each explained for its float32 top-1 class): the per-image Spearman rho between the bf16 and the fp32
+saliency maps (min / median), and whether the top-1 class changes. A mean score can hide it.
+
     nice python bench/bench_saliency.py [--batch 16] [--repeat 5] [--precision bfloat16|none]
-                                        [--frameworks torch,keras] [--images 32]
+                                        [--frameworks torch,keras] [--images 32] [--maps | --no-maps]
+    (the maps part alone: PYTHONPATH=. python bench/bench_saliency.py --frameworks none --precision none)
 """
 from __future__ import annotations
 
@@ -120,6 +126,34 @@ def bench_precision(precision: str, n_images: int, batch: int, repeat: int) -> N
           f"per-image |change| max {np.nanmax(np.abs(rho[precision] - rho['float32'])):.4f}", flush=True)
 
 
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")  # the colour photographs bundled with scikit-image
+
+
+def bench_bf16_maps(precision: str = "bfloat16") -> None:
+    """Per-image Spearman of ``precision`` autocast maps against float32 maps, EfficientNet-Lite0."""
+    from benchmark.metrics import spearman
+    from model_zoo import wrap
+    from model_zoo.explainers import Explainer
+    from tests.explainer_support import efficientnet_lite0 as lite
+
+    module = lite.load_module()
+    x = lite.photos(PHOTOS)
+    fp32 = wrap(module, lite.PREPROCESS, batch_size=len(x))
+    low = wrap(module, lite.PREPROCESS, batch_size=len(x), precision=precision)
+    labels = fp32.predict(x).argmax(axis=1)
+    rho = spearman(fp32.explain(x, labels, "saliency"), fp32.explain(x, labels, "paper-release"))
+    print(f"EfficientNet-Lite0 (pretrained), {len(x)} photographs, float32: saliency (logit) vs paper-release "
+          f"(probability) maps, per-image Spearman {', '.join(f'{r:.3f}' for r in rho)}", flush=True)
+    for name in ("saliency", "paper-release", "smoothgrad"):
+        spec = name if name != "smoothgrad" else Explainer(
+            "sg16", method="smoothgrad", params={"samples": 16})
+        (l32, m32), (llow, mlow) = fp32.predict_and_explain(x, labels, spec), low.predict_and_explain(x, labels, spec)
+        rho = spearman(mlow, m32)
+        print(f"EfficientNet-Lite0 (pretrained), {len(x)} photographs, {name}: {precision} vs float32 maps, per-image "
+              f"Spearman min {rho.min():.3f} median {np.median(rho):.3f} ({', '.join(f'{r:.3f}' for r in rho)}); "
+              f"top-1 changed for {int((llow.argmax(1) != l32.argmax(1)).sum())} of {len(x)}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=16)
@@ -127,7 +161,11 @@ def main() -> None:
     parser.add_argument("--frameworks", default="torch,keras")
     parser.add_argument("--precision", default="bfloat16", help="bfloat16, float16 (GPU) or none")
     parser.add_argument("--images", type=int, default=32, help="generated images for the Spearman change")
+    parser.add_argument("--maps", action=argparse.BooleanOptionalAction, default=True,
+                        help="bf16 vs fp32 map agreement on the pretrained EfficientNet-Lite0 (test extra)")
     args = parser.parse_args()
+    if args.maps:
+        bench_bf16_maps(args.precision if args.precision != "none" else "bfloat16")
     x = np.random.default_rng(0).uniform(0, 255, (args.batch, 224, 224, 3)).astype(np.float32)
     labels = np.random.default_rng(1).integers(0, 1000, args.batch)
     frameworks = args.frameworks.split(",")

@@ -54,22 +54,61 @@ def pareto_front(points: Sequence[Point]) -> list[Point]:
 
 
 ACCURACY_CHOICES = ("auto", "published", "measured")
+DEFAULT_EXPLAINER = "saliency"
+# the description the maps task wrote before explainers were data (the default's, unchanged)
+_SALIENCY_DESCRIPTION = "saliency: max over channels of |d logit[label] / d image| (224x224 image frame)"
+
+
+def record_explainer(record: dict[str, Any]) -> str | None:
+    """The name of the explainer a record was scored with (None: the task has no explainer)."""
+    spec = record.get("explainer_spec")
+    if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        return spec["name"]
+    text = record.get("explainer")
+    if not isinstance(text, str):
+        return None
+    return DEFAULT_EXPLAINER if text == _SALIENCY_DESCRIPTION else text.split(":", 1)[0]
+
+
+def select_explainer(loaded: records.LoadedResults, explainer: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records of ``explainer`` (and those of tasks without one), and a note on the others."""
+    keep, others = [], {}
+    for r in loaded.records:
+        name = record_explainer(r)
+        if name is None or name == explainer:
+            keep.append(r)
+        else:
+            others[name] = others.get(name, 0) + 1
+    notes = []
+    if others:
+        listed = ", ".join(f"{k} ({v})" for k, v in sorted(others.items()))
+        notes.append(f"records of other explainers not drawn: {listed} (choose with --explainer)")
+    return keep, notes
 
 
 def measured_points(results_dir: str | Path, dataset: str, accuracy: str = "auto",
-                    loaded: records.LoadedResults | None = None) -> tuple[list[Point], list[str], str]:
+                    loaded: records.LoadedResults | None = None, explainer: str = DEFAULT_EXPLAINER
+                    ) -> tuple[list[Point], list[str], str]:
     """Plottable records of ``dataset`` and notes on the skipped ones, with the accuracy axis used.
 
     ``accuracy``: ``published`` = the ImageNet top-1 published for the weights; ``measured`` = the
     fraction of this dataset's images classified correctly (``top1_measured``); ``auto`` = published
     when any ok record has one, else measured (random-weight controls and users' own weights have
     no published top-1: on a published axis they are skipped with a note). Never mixed on one axis.
+    Only the records of ``explainer`` are drawn (records of tasks without an explainer always are);
+    records of several precisions drawn together are noted.
     """
     if accuracy not in ACCURACY_CHOICES:
         raise InvalidInputError(f"accuracy={accuracy!r}: expected one of {ACCURACY_CHOICES}")
     loaded = loaded if loaded is not None else records.load_results(results_dir, dataset)
     notes = list(loaded.problems)
-    ok = [r for r in loaded.records if r.get("status") == "ok"]
+    chosen, explainer_notes = select_explainer(loaded, explainer)
+    notes += explainer_notes
+    ok = [r for r in chosen if r.get("status") == "ok"]
+    precisions = sorted({str(r.get("precision") or "float32") for r in ok})
+    if len(precisions) > 1:
+        notes.append(f"records of several precisions are drawn together: {', '.join(precisions)} "
+                     "(bfloat16 maps differ from float32 ones; see the README)")
     if accuracy == "auto":
         published = not ok or any(isinstance(r.get("top1_published"), (int, float)) for r in ok)
         accuracy = "published" if published else "measured"
@@ -117,9 +156,10 @@ def published_points(results_dir: str | Path, dataset: str) -> list[Point]:
 
 def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None = None, *,
                 formats: Sequence[str] = ("png", "svg", "pdf"), with_published: bool = False,
-                label_top: int = 3, accuracy: str = "auto") -> tuple[list[Path], list[str]]:
+                label_top: int = 3, accuracy: str = "auto", explainer: str = DEFAULT_EXPLAINER
+                ) -> tuple[list[Path], list[str]]:
     """Draw accuracy (x) vs alignment (y) for ``dataset``; returns the files written and notes
-    (skipped records, models without the chosen accuracy). ``accuracy``: see :func:`measured_points`;
+    (skipped records, models without the chosen accuracy). ``accuracy``, ``explainer``: see :func:`measured_points`;
     the paper's published points are drawn only on the published-ImageNet-top-1 axis."""
     loaded = records.load_results(results_dir, dataset)
     import matplotlib
@@ -127,12 +167,16 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points, notes, accuracy = measured_points(results_dir, dataset, accuracy, loaded)
+    points, notes, accuracy = measured_points(results_dir, dataset, accuracy, loaded, explainer)
     published = published_points(results_dir, dataset) if with_published else []
     if published and accuracy != "published":
         notes.append("published points not drawn: the x axis is accuracy measured on this dataset, "
                      "not published ImageNet top-1 (use --accuracy published)")
         published = []
+    present = sorted({n for n in map(record_explainer, loaded.records) if n is not None})
+    if not points and present and explainer not in present:
+        raise InvalidInputError(f"--explainer {explainer}: no records of that explainer for dataset {dataset!r} in "
+                                f"{results_dir}; its records are of: {', '.join(present)}")
     if not points and not published:
         raise InvalidInputError(f"no plottable results for dataset {dataset!r} in {results_dir} "
                                 "(run `alignbench run` first, or pass --with-published)")
@@ -171,12 +215,13 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
     import textwrap
 
     ax.set_ylabel(textwrap.fill(names.pop(), 48) if len(names) == 1 else "Human feature alignment (% of human ceiling)")
+    shown = f" (explainer {explainer})" if explainer != DEFAULT_EXPLAINER else ""
     if any(r.get("dataset_synthetic") for r in loaded.records):
-        ax.set_title(f"SYNTHETIC data ({dataset}): accuracy vs alignment")
+        ax.set_title(f"SYNTHETIC data ({dataset}): accuracy vs alignment{shown}")
         ax.text(0.99, 0.01, "SYNTHETIC: generated data, not human ClickMe maps", transform=ax.transAxes,
                 ha="right", va="bottom", fontsize=7, color="grey")
     else:
-        ax.set_title(f"{dataset}: accuracy vs alignment")
+        ax.set_title(f"{dataset}: accuracy vs alignment{shown}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()

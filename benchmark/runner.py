@@ -43,10 +43,14 @@ class RunConfig:
     progress: bool = True
     save_maps: bool = False  # keep every image's map beside the record (benchmark.maps_store)
     decision_rule: str | None = None  # psychophysics: animal/non-animal read-out (None = the task's default)
+    explainer: str | None = None  # maps: the explainer's name (None = the task's default, saliency)
 
     def task_options(self) -> dict[str, Any]:
         """Options that configure the task (and so belong to its settings)."""
-        return {"decision_rule": self.decision_rule} if self.decision_rule else {}
+        options: dict[str, Any] = {"decision_rule": self.decision_rule} if self.decision_rule else {}
+        if self.explainer:
+            options["explainer"] = self.explainer
+        return options
 
 
 @dataclass

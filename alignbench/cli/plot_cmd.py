@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accuracy", choices=("auto", "published", "measured"), default="auto",
                    help="x axis: published ImageNet top-1 of the weights, or accuracy measured on the dataset's "
                    "images; auto = published when any model has one (random-weight controls do not)")
+    p.add_argument("--explainer", default="saliency",
+                   help="draw the records scored with this explainer (default saliency; see `alignbench run "
+                   "--explainer`)")
     p.set_defaults(handler=handle)
 
 
@@ -31,7 +34,8 @@ def handle(args: argparse.Namespace) -> int:
 
     written, notes = plot_dataset(args.results, results_name(args.dataset), args.output,
                                   formats=[f.strip() for f in args.format.split(",") if f.strip()],
-                                  with_published=args.with_published, accuracy=args.accuracy)
+                                  with_published=args.with_published, accuracy=args.accuracy,
+                                  explainer=args.explainer)
     for note in notes:
         print(f"note: {note}")
     for path in written:

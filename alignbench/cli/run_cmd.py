@@ -38,6 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decision-rule", choices=["argmax", "summed_probability", "mean_logit"],
                    help="psychophysics only: animal vs non-animal from the 1000-way output (default argmax, the "
                    "paper's code; summed_probability: P(animal classes) > 0.5); stored in each record")
+    p.add_argument("--explainer", metavar="NAME",
+                   help="maps tasks: the explainer that computes the model's maps (default saliency; built in: "
+                   "saliency, paper-release, paper-sweep, training, smoothgrad, integrated-gradients, "
+                   "gradient-x-input, grad-cam; see the README). Part of each record's identity; a non-default "
+                   "one names the record <model>+<explainer>.json")
     options.add_progress(p)
     p.set_defaults(handler=handle)
 
@@ -77,7 +82,8 @@ def handle(args: argparse.Namespace) -> int:
         device=args.device, precision=args.precision, weights=args.weights, limit=args.limit, force=args.force,
         executor=args.executor, ray_address=args.ray_address,
         shard=runner.parse_shard(args.shard) if args.shard else None, download=not args.offline,
-        progress=not args.no_progress, decision_rule=args.decision_rule, save_maps=args.save_maps)
+        progress=not args.no_progress, decision_rule=args.decision_rule, save_maps=args.save_maps,
+        explainer=args.explainer)
     progress = report.RunProgress()
     with offline_mode(args.offline):
         summary = runner.run(config, on_outcome=lambda i, n, outcome: print(progress.line(i, n, outcome), flush=True))

@@ -1,12 +1,18 @@
 """The "where" task: a model's saliency maps against human feature-importance maps (ClickMe,
 Clicktionary, any ClickMe-format folder of shards).
 
-Per image: the model's logits and saliency map (``adapter.predict_and_saliency``: max over colour
-channels of |d logit[label] / d image| in the 224x224 frame the humans saw), then Spearman's rho,
+Per image: the model's logits and map of the task's explainer (``adapter.predict_and_explain``; the
+default ``saliency`` is the max over colour channels of |d logit[label] / d image| in the 224x224
+frame the humans saw; :mod:`model_zoo.explainers` has the others), then Spearman's rho,
 Dice and IoU at the top 10 % against the human map, and whether the top-1 is right. The score is the
 mean rho over images whose rho is defined, normalised by the dataset's human ceiling (the paper's
 "human feature alignment"); the references are the ceiling and the center-bias baseline
 (:mod:`benchmark.baselines`).
+
+The explainer is one of the task's settings, so it is part of every record's identity; the record
+stores its description (``explainer``) and full spec (``explainer_spec``), and a non-default
+explainer names the record ``<model>+<explainer>.json`` so that two explainers' records of one
+model sit side by side.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import numpy as np
 
 from benchmark import baselines, metrics, records
 from benchmark.tasks.base import Chunk, ModelFailure, References, ScoringContext, Task, model_call
+from model_zoo.explainers import DEFAULT, Explainer, get_explainer, is_default
 
 MAP_SHAPE = (224, 224)
 
@@ -73,6 +80,17 @@ class MapsTask(Task):
     splittable = True
     has_maps = True
 
+    def __init__(self, data: Any, explainer: "str | Explainer | None" = None) -> None:
+        super().__init__(data)
+        self.explainer = get_explainer(explainer)
+
+    def settings(self) -> dict[str, Any]:
+        return {"explainer": self.explainer.to_dict()}
+
+    def record_tags(self) -> list[str]:
+        """The explainer's name when it is not the default (default records keep their plain names)."""
+        return [] if self.explainer.name == DEFAULT else [self.explainer.name]
+
     def parts(self) -> Sequence[str]:
         """The dataset's files (shards), for executors that score one file per worker."""
         return [Path(f).name for f in self.data.files()]
@@ -99,7 +117,10 @@ class MapsTask(Task):
         for batch in self.data.batches(ctx.batch_size, files=files, start=ctx.start if files is None else 0,
                                        limit=limit):
             with model_call(ctx.model_id):
-                logits, maps = adapter.predict_and_saliency(batch.images, batch.labels)
+                if is_default(self.explainer):  # any adapter with the boundary contract's saliency
+                    logits, maps = adapter.predict_and_saliency(batch.images, batch.labels)
+                else:
+                    logits, maps = adapter.predict_and_explain(batch.images, batch.labels, self.explainer)
             maps = check_maps(maps, len(batch.labels), ctx.model_id)
             ranked = getattr(batch, "human_ranks", None)  # ranked once, in the prepared copy
             cols = score_batch(maps, batch.heatmaps, ranked if ranked is not None else ranks.get(batch.ids, batch.heatmaps))
@@ -126,7 +147,4 @@ class MapsTask(Task):
         return {k: correct if k == "correct" else columns[k] for k in records.SCORE_COLUMNS}
 
     def model_fields(self, adapter: Any) -> dict[str, Any]:
-        return {"explainer": EXPLAINER}
-
-
-EXPLAINER = "saliency: max over channels of |d logit[label] / d image| (224x224 image frame)"
+        return {"explainer": self.explainer.description, "explainer_spec": self.explainer.to_dict()}

@@ -183,6 +183,10 @@ class NeuralTask(Task):
 
         options.pop("accuracy", None)  # this task measures no accuracy: the x axis is the published top-1
         options.pop("label_top", None)
+        if options.pop("explainer", "saliency") != "saliency":
+            from model_zoo.errors import InvalidInputError
+
+            raise InvalidInputError(f"--explainer: the neural task of {dataset!r} computes no maps")
         options.pop("with_published", None)  # the paper's points are drawn for the paper's dataset
         return plot_pareto_neural(results_dir, dataset, output, **options)
 

@@ -5,7 +5,9 @@ DESIGN.md: images float32 NHWC in [0, 255] at 224x224 in, and
 
 * ``predict(images)`` -> logits, float32 (N, C) (C = 1000 for ImageNet models);
 * ``saliency(images, labels)`` -> float32 (N, 224, 224) maps, ``max_c |d logit[label] / d image|``
-  (the paper's explainer, on the logit rather than the softmax; conventions.md "Saliency").
+  (the paper's explainer, on the logit rather than the softmax; conventions.md "Saliency");
+* ``explain(images, labels, explainer)`` -> float32 (N, 224, 224) maps of any
+  :class:`~model_zoo.explainers.Explainer` (``saliency`` is the default and takes the same path).
 
 Framework subclasses implement one chunk at a time; this module splits the batch into chunks,
 halves the chunk on out-of-memory errors (remembering the size that worked), and checks inputs and
@@ -22,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 import numpy as np
 
 from model_zoo.errors import AlignbenchError, InvalidInputError
+from model_zoo.explainers import Explainer, get_explainer, is_default
+from model_zoo.explainers.compute import attribute, reduce_channels
 from model_zoo.preprocessing import BOUNDARY_SIZE, Preprocess
 
 if TYPE_CHECKING:  # the catalog is another module's concern; adapters only carry its spec along
@@ -107,6 +111,62 @@ class Adapter(ABC):
         self._check_finite(maps, "saliency maps")
         return logits, maps
 
+    def explain(self, images: np.ndarray, labels: np.ndarray, explainer: "str | Explainer | None" = None) -> np.ndarray:
+        """Maps (N, 224, 224) float32 of ``explainer`` (a name or an :class:`Explainer`; None: ``saliency``)
+        for class ``labels[i]`` of image ``i``."""
+        return self._explain(images, labels, explainer, with_logits=False)[1]
+
+    def predict_and_explain(self, images: np.ndarray, labels: np.ndarray,
+                            explainer: "str | Explainer | None" = None) -> tuple[np.ndarray, np.ndarray]:
+        """Logits (N, C) of the clean images and ``explainer``'s maps (N, 224, 224), float32."""
+        return self._explain(images, labels, explainer, with_logits=True)
+
+    def _explain(self, images: np.ndarray, labels: np.ndarray, explainer: "str | Explainer | None",
+                 *, with_logits: bool) -> tuple[np.ndarray, np.ndarray]:
+        spec = get_explainer(explainer)
+        if is_default(spec):
+            return self.predict_and_saliency(images, labels)
+        images = check_images(images)
+        labels = check_labels(labels, len(images), self.num_classes)
+        if spec.method == "grad-cam":
+            parts = self._chunked(len(images), lambda a, b: self._gradcam_chunk(images[a:b], labels[a:b], spec))
+        else:
+            # the copies of `step` images fill about one chunk; _rows_gradients splits them further
+            step = max(1, self._chunk // spec.samples)
+            parts = [self._explain_chunk(images[a:a + step], labels[a:a + step], spec, a, with_logits)
+                     for a in range(0, len(images), step)]
+        if not parts:
+            return np.zeros((0, self.num_classes or 0), np.float32), np.zeros((0, BOUNDARY_SIZE, BOUNDARY_SIZE), np.float32)
+        logits = np.concatenate([p[0] for p in parts])
+        maps = np.concatenate([p[1] for p in parts])
+        if with_logits:
+            self._check_finite(logits, "logits")
+        self._check_finite(maps, f"{spec.name} maps")
+        return logits, maps
+
+    def explain_affine(self, explainer: Explainer) -> tuple[np.ndarray, np.ndarray] | None:
+        """(gain, offset), float32 (3,) RGB, of the input the explainer differentiates,
+        ``z = image * gain + offset``; None when that is the image itself."""
+        if explainer.wrt == "image" or self.preprocess is None:
+            return None
+        gain, offset = self.preprocess.affine()
+        return np.asarray(gain, np.float32), np.asarray(offset, np.float32)
+
+    def _explain_chunk(self, images: np.ndarray, labels: np.ndarray, spec: Explainer, first: int,
+                       with_logits: bool) -> tuple[np.ndarray, np.ndarray]:
+        affine = self.explain_affine(spec)
+        z = images if affine is None else images * affine[0] + affine[1]
+
+        def gradients(rows: np.ndarray, row_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            parts = self._chunked(len(rows), lambda a, b: self._gradient_chunk(
+                rows[a:b], row_labels[a:b], spec.target, affine))
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+        logits, attribution = attribute(spec, z, labels, gradients, first=first)
+        if logits is None:  # no pass saw the clean images: one more forward when the caller wants logits
+            logits = self.predict(images) if with_logits else np.zeros((len(images), 0), np.float32)
+        return logits, reduce_channels(attribution, spec.reduction)
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.name!r}, precision={self.precision!r}, "
@@ -121,6 +181,17 @@ class Adapter(ABC):
     @abstractmethod
     def _saliency_chunk(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(logits (n, C), maps (n, 224, 224)) float32 of a validated chunk; labels int64 (n,)."""
+
+    @abstractmethod
+    def _gradient_chunk(self, z: np.ndarray, labels: np.ndarray, target: str,
+                        affine: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+        """(logits (n, C), d target / d z (n, 224, 224, 3)) float32 of differentiated inputs ``z``
+        (the image when ``affine`` is None, else ``image * gain + offset``); ``target``: "logit" |
+        "probability" of class ``labels[i]``."""
+
+    @abstractmethod
+    def _gradcam_chunk(self, images: np.ndarray, labels: np.ndarray, spec: Explainer) -> tuple[np.ndarray, np.ndarray]:
+        """(logits (n, C), Grad-CAM maps (n, 224, 224) >= 0) float32 of a validated chunk."""
 
     @abstractmethod
     def _is_out_of_memory(self, exc: BaseException) -> bool:

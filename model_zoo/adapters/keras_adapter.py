@@ -16,6 +16,11 @@ The forward and the input gradient run in one ``tf.function`` (``reduce_retracin
 size triggers at most one retrace to a shape-generic graph); eager tapes measured 2x slower.
 ``precision`` "bfloat16"/"float16" runs a clone of the model under the Keras ``mixed_*`` dtype
 policy (variables stay float32; float16 is refused on CPU); outputs are returned as float32.
+
+Explainers (:meth:`Adapter.explain`): the gradient primitive differentiates the target w.r.t. the
+image or the normalised image in one traced function; Grad-CAM reads the last layer whose output is
+a 4-D (N, h, w, C) activation with h, w > 1 (or the layer the explainer names) through a second model
+sharing the weights, and refuses a model where token layers (3-D outputs) follow it.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import numpy as np
 
 from model_zoo.adapters.base import Adapter
 from model_zoo.errors import InvalidInputError
+from model_zoo.explainers import Explainer
 from model_zoo.frameworks import import_tensorflow
 from model_zoo.preprocessing import BOUNDARY_SIZE, Preprocess
 from model_zoo.preprocessing_tf import TFPreprocess
@@ -144,6 +150,8 @@ class KerasAdapter(Adapter):
         self._preprocess = TFPreprocess(self.preprocess)
         self._predict_fn = tf.function(self._forward, reduce_retracing=True)
         self._saliency_fn = tf.function(self._forward_and_gradient, reduce_retracing=True)
+        self._gradient_fns: dict[tuple[str, bool], Any] = {}
+        self._gradcam_fns: dict[tuple[str | None, str], Any] = {}
 
     def _check_input_shape(self, model: "keras.Model") -> None:
         inputs = getattr(model, "inputs", None)
@@ -178,7 +186,98 @@ class KerasAdapter(Adapter):
         grad = tape.gradient(target, x)
         return logits, tf.reduce_max(tf.abs(grad), axis=-1)
 
+    def _target(self, logits: "tf.Tensor", labels: "tf.Tensor", target: str) -> "tf.Tensor":
+        scores = tf.nn.softmax(logits, axis=-1) if target == "probability" else logits
+        return tf.reduce_sum(scores * tf.one_hot(labels, tf.shape(scores)[-1], dtype=scores.dtype))
+
+    def _gradient_fn(self, target: str, affine: bool) -> Any:
+        key = (target, affine)
+        if key not in self._gradient_fns:
+            def fn(z: "tf.Tensor", labels: "tf.Tensor", gain: "tf.Tensor", offset: "tf.Tensor") -> Any:
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    tape.watch(z)
+                    logits = self._forward((z - offset) / gain if affine else z)
+                    score = self._target(logits, labels, target)
+                return logits, tape.gradient(score, z)
+
+            self._gradient_fns[key] = tf.function(fn, reduce_retracing=True)
+        return self._gradient_fns[key]
+
+    def gradcam_layer(self, layer: str | None = None) -> str:
+        """The name of the layer Grad-CAM uses on this model (``layer`` if given and found)."""
+        model = self.logits_model
+        if not getattr(model, "inputs", None):
+            raise InvalidInputError(f"explainer grad-cam: {self.name} is a subclassed Keras model, with no layer "
+                                    "graph to read activations from")
+        if layer is not None:
+            try:
+                model.get_layer(layer)
+            except ValueError:
+                shown = ", ".join(x.name for x in model.layers[-8:])
+                raise InvalidInputError(f"explainer grad-cam: {self.name} has no layer {layer!r} (last layers: {shown})") from None
+            return layer
+        shapes = [(x.name, tuple(x.output.shape)) for x in model.layers if not isinstance(x, keras.layers.InputLayer)]
+        spatial = [i for i, (_, s) in enumerate(shapes) if len(s) == 4 and (s[1] or 2) > 1 and (s[2] or 2) > 1]
+        if not spatial:
+            raise InvalidInputError(f"explainer grad-cam: {self.name} has no 4-D convolutional activation; "
+                                    "Grad-CAM needs a model with a last convolutional stage")
+        last = spatial[-1]
+        tokens = [n for n, s in shapes[last + 1:] if len(s) == 3]
+        if tokens:
+            raise InvalidInputError(
+                f"explainer grad-cam: {self.name} has no last convolutional stage (its last 4-D activation, "
+                f"{shapes[last][0]!r}, is followed by token layers such as {tokens[0]!r}); Grad-CAM needs a "
+                "convolutional network (or name a layer: params layer=...)")
+        return shapes[last][0]
+
+    def _gradcam_fn(self, layer: str | None, target: str) -> Any:
+        key = (layer, target)
+        if key not in self._gradcam_fns:
+            name = self.gradcam_layer(layer)
+            both = keras.Model(self.logits_model.inputs, [self.logits_model.get_layer(name).output,
+                                                          self.logits_model.outputs[0]])
+
+            def fn(x: "tf.Tensor", labels: "tf.Tensor") -> Any:
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    tape.watch(x)  # records the graph, so the activations can be differentiated
+                    acts, logits = both(self._model_input(x), training=False)
+                    logits = tf.cast(logits, tf.float32)
+                    score = self._target(logits, labels, target)
+                acts = tf.cast(acts, tf.float32)
+                grad = tf.cast(tape.gradient(score, acts), tf.float32)
+                if len(acts.shape) != 4:
+                    raise InvalidInputError(f"explainer grad-cam: layer {name!r} of {self.name} gives no 4-D activation")
+                weights = tf.reduce_mean(grad, axis=(1, 2), keepdims=True)
+                cam = tf.nn.relu(tf.reduce_sum(weights * acts, axis=-1, keepdims=True))
+                cam = tf.image.resize(cam, (BOUNDARY_SIZE, BOUNDARY_SIZE), method="bilinear", antialias=False)
+                return logits, cam[..., 0]
+
+            self._gradcam_fns[key] = tf.function(fn, reduce_retracing=True)
+        return self._gradcam_fns[key]
+
     # ------------------------------------------------------------------ adapter hooks
+    def _gradient_chunk(self, z: np.ndarray, labels: np.ndarray, target: str,
+                        affine: "tuple[np.ndarray, np.ndarray] | None") -> tuple[np.ndarray, np.ndarray]:
+        self._check_labels_known(labels)
+        gain, offset = affine if affine is not None else (np.ones(3, np.float32), np.zeros(3, np.float32))
+        logits, grad = self._gradient_fn(target, affine is not None)(
+            tf.convert_to_tensor(z), tf.convert_to_tensor(labels), tf.constant(gain), tf.constant(offset))
+        self._check_output(logits)
+        self._set_num_classes(logits.shape[1], labels)
+        return logits.numpy(), grad.numpy()
+
+    def _gradcam_chunk(self, images: np.ndarray, labels: np.ndarray, spec: Explainer) -> tuple[np.ndarray, np.ndarray]:
+        self._check_labels_known(labels)
+        logits, maps = self._gradcam_fn(spec.param("layer"), spec.target)(
+            tf.convert_to_tensor(images), tf.convert_to_tensor(labels))
+        self._check_output(logits)
+        self._set_num_classes(logits.shape[1], labels)
+        return logits.numpy(), maps.numpy()
+
+    def _check_labels_known(self, labels: np.ndarray) -> None:
+        if self.num_classes is not None:
+            self._set_num_classes(self.num_classes, labels)
+
     def _check_output(self, logits: "tf.Tensor") -> None:
         if len(logits.shape) != 2:
             raise InvalidInputError(f"model: {self.name} must return (N, classes) logits, returned {tuple(logits.shape)}")

@@ -3,6 +3,11 @@
 The module is moved to ``device`` once. Each call runs it in eval mode with its parameters frozen
 (``requires_grad=False``, so backward computes the input gradient only) and then restores the
 module's own training flag and ``requires_grad`` flags, so a wrapped model can still be trained.
+
+Explainers (:meth:`Adapter.explain`): the gradient primitive differentiates the target w.r.t. the
+image or the normalised image (``_gradient_chunk``); Grad-CAM hooks the last module whose output is
+a 4-D (N, C, h, w) activation with h, w > 1 (or the module the explainer names) and refuses a model
+where token layers (3-D outputs) follow it: a vision transformer has no last convolutional stage.
 """
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ import numpy as np
 
 from model_zoo.adapters.base import Adapter
 from model_zoo.errors import InvalidInputError
+from model_zoo.explainers import Explainer
 from model_zoo.frameworks import import_torch
-from model_zoo.preprocessing import Preprocess
+from model_zoo.preprocessing import BOUNDARY_SIZE, Preprocess
 from model_zoo.preprocessing_torch import TorchPreprocess
 
 torch = import_torch()
@@ -72,6 +78,7 @@ class TorchAdapter(Adapter):
             raise InvalidInputError(f"precision: bfloat16 is not supported on {self.device}; use 'float16'")
         self.module = module.to(self.device)
         self._preprocess = TorchPreprocess(self.preprocess, self.device)
+        self._gradcam_names: dict[str | None, str] = {}  # resolved Grad-CAM module per requested layer
 
     # ------------------------------------------------------------------ preprocessing
     def _model_input(self, x_nhwc: "torch.Tensor") -> "torch.Tensor":
@@ -128,6 +135,83 @@ class TorchAdapter(Adapter):
             (grad,) = torch.autograd.grad(target, x)
         maps = grad.abs().amax(dim=-1)
         return logits.detach().float().cpu().numpy(), maps.float().cpu().numpy()
+
+    def _target(self, logits: "torch.Tensor", labels: np.ndarray, target: str) -> "torch.Tensor":
+        self._set_num_classes(logits.shape[1], labels)  # before gather: bad indices crash CUDA
+        index = torch.from_numpy(labels).to(self.device).view(-1, 1)
+        scores = logits.float().softmax(dim=1) if target == "probability" else logits
+        return scores.gather(1, index).sum()
+
+    def _gradient_chunk(self, z: np.ndarray, labels: np.ndarray, target: str,
+                        affine: "tuple[np.ndarray, np.ndarray] | None") -> tuple[np.ndarray, np.ndarray]:
+        zt = torch.from_numpy(np.ascontiguousarray(z)).to(self.device).requires_grad_(True)
+        with self._frozen_eval(), torch.enable_grad():
+            x = zt
+            if affine is not None:  # z = x * gain + offset (RGB, last axis): back to the image, differentiably
+                gain, offset = (torch.from_numpy(a).to(self.device) for a in affine)
+                x = (zt - offset) / gain
+            logits = self._logits(x)
+            (grad,) = torch.autograd.grad(self._target(logits, labels, target), zt)
+        return logits.detach().float().cpu().numpy(), grad.float().cpu().numpy()
+
+    def gradcam_layer(self, images: np.ndarray, layer: str | None = None) -> str:
+        """The name of the module Grad-CAM uses on this model (``layer`` if given and found)."""
+        names = dict(self.module.named_modules())
+        if layer is not None:
+            if layer not in names:
+                shown = ", ".join(list(names)[-8:])
+                raise InvalidInputError(f"explainer grad-cam: {self.name} has no module {layer!r} (last modules: {shown})")
+            return layer
+        order: list[tuple[str, int, tuple[int, ...]]] = []
+
+        def hook(name: str) -> Any:
+            def record(_module: Any, _inputs: Any, output: Any) -> None:
+                if isinstance(output, torch.Tensor):
+                    order.append((name, output.ndim, tuple(output.shape)))
+            return record
+
+        handles = [m.register_forward_hook(hook(n)) for n, m in names.items() if n]
+        try:
+            x = torch.from_numpy(images[:1]).to(self.device)
+            with self._frozen_eval(), torch.inference_mode():
+                self._logits(x)
+        finally:
+            for h in handles:
+                h.remove()
+        spatial = [i for i, (_, ndim, shape) in enumerate(order) if ndim == 4 and shape[2] > 1 and shape[3] > 1]
+        if not spatial:
+            raise InvalidInputError(f"explainer grad-cam: {self.name} has no 4-D convolutional activation; "
+                                    "Grad-CAM needs a model with a last convolutional stage")
+        last = spatial[-1]
+        tokens = [n for n, ndim, _ in order[last + 1:] if ndim == 3]
+        if tokens:
+            raise InvalidInputError(
+                f"explainer grad-cam: {self.name} has no last convolutional stage (its last 4-D activation, "
+                f"{order[last][0]!r}, is followed by token layers such as {tokens[0]!r}); Grad-CAM needs a "
+                "convolutional network (or name a layer: params layer=...)")
+        return order[last][0]
+
+    def _gradcam_chunk(self, images: np.ndarray, labels: np.ndarray, spec: Explainer) -> tuple[np.ndarray, np.ndarray]:
+        name = self._gradcam_names.get(spec.param("layer"))
+        if name is None:
+            name = self._gradcam_names[spec.param("layer")] = self.gradcam_layer(images, spec.param("layer"))
+        module = dict(self.module.named_modules())[name]
+        captured: list[Any] = []
+        handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        x = torch.from_numpy(images).to(self.device).requires_grad_(True)  # parameters are frozen: build a graph
+        try:
+            with self._frozen_eval(), torch.enable_grad():
+                logits = self._logits(x)
+                if not captured or not isinstance(captured[-1], torch.Tensor) or captured[-1].ndim != 4:
+                    raise InvalidInputError(f"explainer grad-cam: module {name!r} of {self.name} gives no 4-D activation")
+                acts = captured[-1]
+                (grad,) = torch.autograd.grad(self._target(logits, labels, spec.target), acts)
+        finally:
+            handle.remove()
+        weights = grad.float().mean(dim=(2, 3), keepdim=True)
+        cam = F.relu((weights * acts.detach().float()).sum(dim=1, keepdim=True))
+        cam = F.interpolate(cam, size=(BOUNDARY_SIZE, BOUNDARY_SIZE), mode="bilinear", align_corners=False)
+        return logits.detach().float().cpu().numpy(), cam[:, 0].cpu().numpy()
 
     def _is_out_of_memory(self, exc: BaseException) -> bool:
         return isinstance(exc, torch.OutOfMemoryError)

@@ -1,0 +1,1 @@
+"""A real ImageNet-pretrained network and photographs for explainer tests and bench scripts."""
