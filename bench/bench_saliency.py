@@ -16,8 +16,15 @@ processes on the machine slow both members of a pair alike).
 autocast precision over float32 and the change it causes in the mean Spearman rho between model and
 human maps on a generated ClickMe-format set (``benchmark.datasets.synthetic``), so users can decide.
 
+``--fast-paths`` (e.g. ``channels_last,compile,batch2x``) prints instead, for the torch ResNet-50
+(random weights), per float32 fast path (:data:`model_zoo.adapters.torch_adapter.FAST_PATHS`, and
+``batch2x``: eager with twice the batch): the speed-up per image over today's float32 eager path
+(median of interleaved per-round ratios) and the minimum per-image Spearman rho of its maps against
+the eager maps. Target: >= 1.5x at agreement >= 0.999; a faster path below 0.999 is reported, not
+made the default.
+
     nice python bench/bench_saliency.py [--batch 16] [--repeat 5] [--precision bfloat16|none]
-                                        [--frameworks torch,keras] [--images 32]
+                                        [--frameworks torch,keras] [--images 32] [--fast-paths ...]
 """
 from __future__ import annotations
 
@@ -120,6 +127,52 @@ def bench_precision(precision: str, n_images: int, batch: int, repeat: int) -> N
           f"per-image |change| max {np.nanmax(np.abs(rho[precision] - rho['float32'])):.4f}", flush=True)
 
 
+def bench_fast_paths(paths: list[str], batch: int, repeat: int) -> dict[str, tuple[float, float]]:
+    """{path: (speed-up per image over float32 eager, min per-image Spearman vs eager maps)}."""
+    import copy
+
+    from benchmark.metrics import spearman
+    from model_zoo.adapters.torch_adapter import TorchAdapter
+
+    torch = import_torch()
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (2 * batch, 224, 224, 3)).astype(np.float32)
+    labels = rng.integers(0, 1000, 2 * batch)
+    eager = model_zoo.load("tv_resnet50", weights="random", batch_size=2 * batch)
+    adapters = {}
+    for path in paths:
+        if path == "batch2x":
+            continue
+        adapter = TorchAdapter(copy.deepcopy(eager.module), eager.preprocess, spec=eager.spec, batch_size=2 * batch)
+        adapter.set_fast_path(path)
+        adapters[path] = adapter
+    half = slice(0, batch)
+    fns = {"eager": lambda: eager.saliency(x[half], labels[half])}
+    for path, adapter in adapters.items():
+        fns[path] = lambda a=adapter: a.saliency(x[half], labels[half])
+    if "batch2x" in paths:
+        fns["batch2x"] = lambda: eager.saliency(x, labels)
+    compile_start = time.perf_counter()
+    times = interleaved(fns, repeat)  # its warm-up round compiles
+    print(f"fast paths: ResNet-50 random weights, batch {batch}, {torch.get_num_threads()} threads, "
+          f"{repeat} interleaved rounds after a warm-up round of {time.perf_counter() - compile_start:.0f}s "
+          f"(compilation included)", flush=True)
+    reference = eager.saliency(x, labels)
+    out = {}
+    for path in paths:
+        per_image = 2 if path == "batch2x" else 1  # batch2x does twice the images per call
+        ratios = [e * per_image / p for e, p in zip(times["eager"], times[path])]
+        maps = (adapters[path].saliency(x, labels) if path in adapters else eager.saliency(x, labels))
+        agreement = float(np.nanmin(spearman(maps, reference)))
+        speed = statistics.median(ratios)
+        verdict = "meets target" if speed >= 1.5 and agreement >= 0.999 else (
+            "faster but maps differ: not a default" if agreement < 0.999 else "below 1.5x")
+        print(f"  {path:<14} speed-up {speed:.2f}x (per-round {', '.join(f'{r:.2f}' for r in ratios)}), "
+              f"min per-image Spearman vs eager {agreement:.6f}: {verdict}", flush=True)
+        out[path] = (speed, agreement)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=16)
@@ -127,7 +180,12 @@ def main() -> None:
     parser.add_argument("--frameworks", default="torch,keras")
     parser.add_argument("--precision", default="bfloat16", help="bfloat16, float16 (GPU) or none")
     parser.add_argument("--images", type=int, default=32, help="generated images for the Spearman change")
+    parser.add_argument("--fast-paths", default="", help="comma list of channels_last, compile, batch2x: "
+                        "only the fast-path comparison runs")
     args = parser.parse_args()
+    if args.fast_paths:
+        bench_fast_paths(args.fast_paths.split(","), args.batch, args.repeat)
+        return
     x = np.random.default_rng(0).uniform(0, 255, (args.batch, 224, 224, 3)).astype(np.float32)
     labels = np.random.default_rng(1).integers(0, 1000, args.batch)
     frameworks = args.frameworks.split(",")

@@ -32,7 +32,7 @@ class RunConfig:
     results_dir: Path = Path("results")
     batch_size: int = 32
     device: str = "auto"
-    precision: str = "float32"
+    precision: str = "float32"  # or "auto": reduced precision only where the device runs it natively
     weights: str = "pretrained"
     limit: int | None = None
     force: bool = False
@@ -103,8 +103,13 @@ def tqdm_progress(enabled: bool) -> Callable[[str, int, int], Callable[[int], An
 
 
 def job_config(config: RunConfig) -> JobConfig:
+    """The jobs' settings; ``device`` and ``precision`` resolved here (``auto`` -> what this machine
+    runs, :func:`model_zoo.precision.resolve_precision`), so records say what ran."""
+    from model_zoo.precision import resolve_precision
+
+    device = resolve_device(config.device)
     return JobConfig(results_dir=Path(config.results_dir), weights=config.weights,
-                     device=resolve_device(config.device), precision=config.precision,
+                     device=device, precision=resolve_precision(config.precision, device),
                      batch_size=config.batch_size, limit=config.limit, force=config.force,
                      progress=tqdm_progress(config.progress))
 
@@ -131,6 +136,10 @@ def run(config: RunConfig, *, task: Task | None = None, dataset: Any = None, loa
     summary.ceiling, summary.baseline = refs.ceiling, refs.baseline
     if config.executor == "ray":
         from benchmark import ray_executor
+
+        if config.precision == "auto":
+            raise InvalidInputError("--precision auto is resolved on the machine that runs the models; with "
+                                    "--executor ray pass float32, bfloat16 or float16")
 
         jc = job_config(config)
         jc.device = config.device  # resolved on each worker, where the GPUs are

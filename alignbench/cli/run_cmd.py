@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="score only the first N images (a quick look)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16", "auto"],
+                   help="auto: bfloat16/float16 only where this device runs it natively and faster, else float32 "
+                        "(the record says what ran)")
     p.add_argument("--weights", default="pretrained",
                    help="pretrained (default), random (untrained control) or a local weights file")
     p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results/)")
