@@ -51,7 +51,7 @@ import numpy as np
 from model_zoo.errors import InvalidInputError
 
 __all__ = ["METRIC_DTYPE_ENV", "SORT_KERNEL_ENV", "RankedMaps", "metric_dtype", "metric_maps", "rank_maps", "spearman_ranked",
-           "spearman", "sort_kernel"]
+           "spearman", "spearman_ranked_torch", "sort_kernel"]
 
 METRIC_DTYPE_ENV = "ALIGNBENCH_METRIC_DTYPE"
 METRIC_DTYPES = ("float32", "native")  # float32: the paper's cast (default); native: float64 kept exactly
@@ -714,6 +714,15 @@ def _torch_pearson(a: Any, b: Any, undefined: Any) -> np.ndarray:
     num = (a * b).sum(dim=1)
     ss_a, ss_b = (a * a).sum(dim=1), (b * b).sum(dim=1)
     return _finish(*(t.cpu().numpy() for t in (num, ss_a, ss_b, undefined)))
+
+
+def spearman_ranked_torch(ranked: RankedMaps, maps: Any, index: Any = None) -> np.ndarray:
+    """:func:`spearman_ranked` computed by the torch algorithm (``torch.sort`` on the tensor's own
+    device) whatever the device: the path CUDA tensors take, callable on CPU tensors so it is
+    checked where there is no GPU (tests, ``bench/gpu_smoke.sh --dry``). `maps`: a torch tensor."""
+    if not _is_torch(maps):
+        raise InvalidInputError(f"maps: spearman_ranked_torch takes a torch tensor, got {type(maps).__name__}")
+    return _spearman_ranked_torch(ranked, maps, _resolve_index(ranked, index))
 
 
 def _spearman_ranked_torch(ranked: RankedMaps, maps: Any, rows_idx: np.ndarray | None) -> np.ndarray:
