@@ -72,3 +72,18 @@ def test_gpu_smoke_dry_run(capsys) -> None:
         assert line in printed
     per_image = 1 / out["tv_resnet18"] + 1 / out["prepared"] + out["spearman_s"]
     assert out["gpu_hours"] == pytest.approx(2 * 100 * per_image / 3600)
+
+
+def test_tf_memory_growth_is_set_on_every_gpu(monkeypatch) -> None:
+    from model_zoo.frameworks import import_tensorflow
+
+    tf = import_tensorflow()
+    fake_gpus = ["GPU:0", "GPU:1"]
+    grown = []
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: fake_gpus if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", lambda gpu, on: grown.append((gpu, on)))
+    assert import_tensorflow() is tf
+    assert grown == [("GPU:0", True), ("GPU:1", True)]  # TF takes memory on demand, leaving torch room
+    grown.clear()
+    import_tensorflow(gpu_memory_growth=False)
+    assert grown == []
