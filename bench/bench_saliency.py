@@ -17,7 +17,7 @@ autocast precision over float32 and the change it causes in the mean Spearman rh
 human maps on a generated ClickMe-format set (``benchmark.datasets.synthetic``), so users can decide.
 
 ``--fast-paths`` (e.g. ``channels_last,compile,batch2x``) prints instead, for the torch ResNet-50
-(random weights), per float32 fast path (:data:`model_zoo.adapters.torch_adapter.FAST_PATHS`, and
+(random weights), per float32 fast path (:data:`model_zoo.adapters.base.FAST_PATHS`, and
 ``batch2x``: eager with twice the batch): the speed-up per image over today's float32 eager path
 (median of interleaved per-round ratios) and the minimum per-image Spearman rho of its maps against
 the eager maps. Target: >= 1.5x at agreement >= 0.999; a faster path below 0.999 is reported, not

@@ -41,6 +41,7 @@ class RunConfig:
     shard: tuple[int, int] | None = None
     download: bool = True
     progress: bool = True
+    fast_path: str = "eager"  # torch models: eager, channels_last or compile (bench/bench_saliency.py --fast-paths)
     decision_rule: str | None = None  # psychophysics: animal/non-animal read-out (None = the task's default)
 
     def task_options(self) -> dict[str, Any]:
@@ -111,7 +112,7 @@ def job_config(config: RunConfig) -> JobConfig:
     return JobConfig(results_dir=Path(config.results_dir), weights=config.weights,
                      device=device, precision=resolve_precision(config.precision, device),
                      batch_size=config.batch_size, limit=config.limit, force=config.force,
-                     progress=tqdm_progress(config.progress))
+                     progress=tqdm_progress(config.progress), fast_path=config.fast_path)
 
 
 def run(config: RunConfig, *, task: Task | None = None, dataset: Any = None, loader: Callable[..., Any] | None = None,
@@ -123,6 +124,10 @@ def run(config: RunConfig, *, task: Task | None = None, dataset: Any = None, loa
     ``on_outcome(i, n, outcome)``: called as each of the n models finishes (the CLI prints a line)."""
     if config.executor not in EXECUTORS:
         raise InvalidInputError(f"--executor {config.executor!r}: expected one of {', '.join(EXECUTORS)}")
+    from model_zoo.adapters.base import FAST_PATHS
+
+    if config.fast_path not in FAST_PATHS:
+        raise InvalidInputError(f"--fast-path {config.fast_path!r}: expected one of {', '.join(FAST_PATHS)}")
     if task is not None and config.task_options():
         raise InvalidInputError(f"RunConfig options {sorted(config.task_options())} would be ignored: a task object was "
                                 "given, so configure the task itself")

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from model_zoo.adapters.base import Adapter
+from model_zoo.adapters.base import FAST_PATHS, Adapter
 from model_zoo.errors import InvalidInputError
 from model_zoo.frameworks import import_torch
 from model_zoo.preprocessing import Preprocess
@@ -21,10 +21,6 @@ torch = import_torch()
 F = torch.nn.functional
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-# Ways to run the same float32 network faster (bench/bench_saliency.py measures each: speed-up and
-# map agreement with "eager"). None changes the arithmetic's precision; they reorder it (memory
-# layout, fused kernels), so maps agree with eager ones to float32 rounding, not bit for bit.
-FAST_PATHS = ("eager", "channels_last", "compile")
 
 
 def resolve_device(device: "str | torch.device") -> "torch.device":
