@@ -561,28 +561,33 @@ def _packed_sort(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 SORT_KERNEL_ENV = "ALIGNBENCH_SORT_KERNEL"
 _SORT_KERNELS = {"radix": _radix_sort, "packed": _packed_sort}
 _CALIBRATION_ROUNDS = 3
-_kernel_choice: dict[int, str] = {}  # size bucket (bit length of m) -> fastest kernel, this process
+_kernel_choice: dict[tuple[int, str], str] = {}  # (size bucket = bit length of m, input kind) -> fastest kernel
+_KIND_SAMPLE = 512  # keys sampled to tell a tie-heavy input (quantised maps) from a continuous one
 
 
 def sort_kernel(keys: np.ndarray) -> str:
     """The permutation sort used for uint32 `keys` (m,): ``"radix"`` or ``"packed"``.
 
     ``$ALIGNBENCH_SORT_KERNEL`` (``radix`` / ``packed`` / ``auto``, default ``auto``) forces
-    one. Under ``auto`` the two are timed, interleaved, on the first real row of each size
-    bucket (m within a factor 2) that this process sorts, and the faster is kept for the bucket:
-    which wins depends on the CPU's SIMD sort (numpy's uint64 sort is vectorised on AVX2 /
-    AVX-512, its 16-bit radix argsort is not), so it is measured rather than assumed. Both
-    kernels return the identical stable order, so the choice never changes a rank or a score.
+    one. Under ``auto`` the two are timed, interleaved, on the first real row of each input kind
+    that this process sorts -- size bucket (m within a factor 2) and whether the keys are
+    tie-heavy (quantised maps: under 90% distinct in a strided sample) or continuous -- and the
+    faster is kept for that kind: which wins depends on the CPU's SIMD sort (numpy's uint64 sort
+    is vectorised on AVX2 / AVX-512, its 16-bit radix argsort is not) and on the ties, so it is
+    measured rather than assumed. Both kernels return the identical stable order, so the choice
+    never changes a rank or a score.
     """
     forced = os.environ.get(SORT_KERNEL_ENV, "").strip().lower() or "auto"
     if forced in _SORT_KERNELS:
         return forced
     if forced != "auto":
         raise InvalidInputError(f"{SORT_KERNEL_ENV}={forced!r}: expected auto, {' or '.join(_SORT_KERNELS)}")
-    bucket = int(keys.size).bit_length()
-    if bucket not in _kernel_choice:
-        _kernel_choice[bucket] = _calibrate(keys)
-    return _kernel_choice[bucket]
+    sample = np.sort(keys[:: max(1, keys.size // _KIND_SAMPLE)])
+    distinct = 1 + int(np.count_nonzero(sample[1:] != sample[:-1])) if sample.size else 0
+    kind = (int(keys.size).bit_length(), "ties" if distinct < 0.9 * sample.size else "continuous")
+    if kind not in _kernel_choice:
+        _kernel_choice[kind] = _calibrate(keys)
+    return _kernel_choice[kind]
 
 
 def _calibrate(keys: np.ndarray) -> str:

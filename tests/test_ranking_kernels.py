@@ -59,9 +59,12 @@ def test_auto_times_each_size_bucket_once(monkeypatch) -> None:
     keys = np.arange(5000, dtype=np.uint32)
     first = sort_kernel(keys)
     assert first in ("radix", "packed")
-    assert sort_kernel(keys[:4500]) == first  # same bucket: cached, not timed again
-    sort_kernel(keys[:1000])  # another bucket: timed
-    assert calls == [5000, 1000]
+    assert sort_kernel(keys[:4500]) == first  # same size bucket and kind: cached, not timed again
+    sort_kernel(keys[:1000])  # another size bucket: timed
+    sort_kernel(keys // 16)  # tie-heavy keys of the first size: another kind, timed
+    sort_kernel(keys[:4500] // 16)  # and then cached
+    assert calls == [5000, 1000, 5000]
+    assert set(ranking._kernel_choice) == {(13, "continuous"), (10, "continuous"), (13, "ties")}
 
 
 def test_forced_kernel_and_bad_value(monkeypatch) -> None:
