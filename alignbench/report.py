@@ -4,7 +4,8 @@ Formatting only: every number comes from the records (score shape of :mod:`bench
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import time
+from typing import Any, Callable, Sequence
 
 from benchmark import records
 
@@ -23,6 +24,28 @@ def _task(outcomes: Sequence[Any]) -> str:
         if o.record and o.record.get("task"):
             return o.record["task"]
     return "maps"
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+class RunProgress:
+    """Overall progress of a run: ``line(i, n, outcome)`` is ``[i/n, elapsed, ETA] <model line>``.
+    The ETA is the mean time of the models computed so far (not those reused) times those left."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock, self.start, self.computed = clock, clock(), []
+
+    def line(self, i: int, n: int, outcome: Any) -> str:
+        now = self.clock()
+        if outcome.status != "skipped":
+            self.computed.append(outcome.seconds or 0.0)
+        left = n - (i + 1)
+        eta = f", ETA {_clock(left * sum(self.computed) / len(self.computed))}" if left and self.computed else ""
+        return f"[{i + 1}/{n}, {_clock(now - self.start)} elapsed{eta}] {model_line(outcome)}"
 
 
 def model_line(outcome: Any) -> str:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from benchmark import records
+from benchmark import maps_store, records
 from benchmark.provenance import provenance
 from benchmark.scores import score_fields
 from benchmark.tasks.base import Chunk, ModelFailure, References, ScoringContext, Task
@@ -153,8 +153,8 @@ class PartialRows:
     """Chunks of rows of one job in progress, saved atomically under ``folder`` and valid only for
     the identity they were computed under (a folder of another identity is discarded)."""
 
-    def __init__(self, folder: Path, key: Mapping[str, Any], columns: tuple[str, ...]):
-        self.folder, self.columns = folder, columns
+    def __init__(self, folder: Path, key: Mapping[str, Any], columns: tuple[str, ...], *, compressed: bool = False):
+        self.folder, self.columns, self.compressed = folder, columns, compressed
         meta_path = folder / "meta.json"
         if folder.exists():
             try:
@@ -168,35 +168,57 @@ class PartialRows:
             atomic_write_json(meta_path, _json(key))
 
     def chunks(self) -> dict[str, Chunk]:
+        """Every readable chunk, by name (an unreadable one is left out: it will be recomputed)."""
+        out = {}
+        for name in self.lengths():
+            chunk = self.load(name)
+            if chunk is not None:
+                out[name] = chunk
+        return out
+
+    def lengths(self) -> dict[str, int]:
+        """The number of rows of every readable chunk, by name, reading only its first column."""
         out = {}
         for path in sorted(self.folder.glob("chunk-*.npz")):
             try:
                 with np.load(path, allow_pickle=False) as data:
-                    cols = {k: data[f"col.{k}"] for k in self.columns}
-                    extras = json.loads(str(data["__extras__"])) if "__extras__" in data else {}
-                out[path.stem[len("chunk-"):]] = Chunk(cols, extras)
-            except (OSError, ValueError, KeyError):
+                    out[path.stem[len("chunk-"):]] = len(data[f"col.{self.columns[0]}"])
+            except (OSError, ValueError, KeyError, EOFError):
                 log.warning("ignoring unreadable chunk %s (it will be recomputed)", path)
         return out
+
+    def load(self, name: str) -> Chunk | None:
+        """The chunk ``name``, or None when it cannot be read."""
+        path = self.folder / f"chunk-{name}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                cols = {k: data[f"col.{k}"] for k in self.columns}
+                extras = json.loads(str(data["__extras__"])) if "__extras__" in data else {}
+        except (OSError, ValueError, KeyError, EOFError):
+            log.warning("ignoring unreadable chunk %s (it will be recomputed)", path)
+            return None
+        return Chunk(cols, extras)
 
     def save(self, name: str, chunk: Chunk) -> None:
         buf = io.BytesIO()
         # prefixed: a column may be called "file", which is np.savez's own argument
         arrays = {f"col.{k}": np.asarray(chunk.columns[k]) for k in self.columns}
-        np.savez(buf, **arrays, __extras__=np.asarray(json.dumps(_json(chunk.extras))))
+        save = np.savez_compressed if self.compressed else np.savez
+        save(buf, **arrays, __extras__=np.asarray(json.dumps(_json(chunk.extras))))
         atomic_write_bytes(self.folder / f"chunk-{name}.npz", buf.getvalue())
 
     def discard(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def rows_prefix(chunks: Mapping[str, Chunk]) -> tuple[int, list[str]]:
-    """How many rows from 0 the ``rows-<start>`` chunks cover contiguously, and those chunks' names."""
+def rows_prefix(chunks: Mapping[str, Chunk | int]) -> tuple[int, list[str]]:
+    """How many rows from 0 the ``rows-<start>`` chunks (or their lengths) cover contiguously, and
+    those chunks' names."""
     starts = {}
     for name, chunk in chunks.items():
         kind, _, start = name.partition("-")
         if kind == "rows" and start.isdigit():
-            starts[int(start)] = (name, len(chunk))
+            starts[int(start)] = (name, chunk if isinstance(chunk, int) else len(chunk))
     covered, used = 0, []
     while covered in starts and starts[covered][1]:
         name, n = starts[covered]
@@ -227,6 +249,7 @@ class JobConfig:
     batch_size: int = 32
     limit: int | None = None
     force: bool = False
+    save_maps: bool = False  # also keep every image's map (benchmark.maps_store), for tasks that have maps
     progress: Callable[[str, int, int], Callable[[int], Any]] | None = None  # (label, total, done) -> update(n)
     options: Mapping[str, Any] = field(default_factory=dict)
     fast_path: str = "eager"  # torch models: model_zoo.adapters.torch_adapter.FAST_PATHS
@@ -279,7 +302,10 @@ class Job:
             log.warning("%s; recomputing", exc)
             return None
         if old.get("status") == "ok" and old.get("identity") == _json(self.identity):
-            return ModelOutcome(self.record_id, "skipped", record=old)
+            if not self.config.save_maps or maps_store.store_matches(
+                    self.config.results_dir, self.task.name, self.record_id, self.identity):
+                return ModelOutcome(self.record_id, "skipped", record=old)
+            return None  # the scores are there but not the maps --save-maps asks for: score again
         mine, theirs = self.model.weights_sha256, old.get("weights_sha256")
         if (mine and theirs and mine != theirs and old.get("status") == "ok"
                 and old.get("model_id") == self.model.model_id):
@@ -292,6 +318,13 @@ class Job:
     def partial(self) -> PartialRows:
         return PartialRows(self.record_path.parent / ".partial" / self.record_id, self.identity, self.task.columns)
 
+    def maps_partial(self) -> PartialRows | None:
+        """The saved maps of this job in progress (``save_maps``), else None."""
+        if not self.config.save_maps:
+            return None
+        folder = maps_store.partial_folder(self.config.results_dir, self.task.name, self.record_id)
+        return PartialRows(folder, self.identity, maps_store.COLUMNS, compressed=True)
+
     # -- the whole job, in this process
     def run(self) -> ModelOutcome:
         done = self.existing()
@@ -300,6 +333,10 @@ class Job:
         started = time.perf_counter()
         partial = self.partial()
         chunks = partial.chunks()
+        maps = self.maps_partial()
+        if maps is not None:  # resume only where the maps were saved too (an earlier run may not have saved them)
+            saved = maps.lengths()
+            chunks = {name: c for name, c in chunks.items() if saved.get(name) == len(c)}
         covered, used = rows_prefix(chunks)
         kept = [chunks[name] for name in used]
         total = self.task.rows(self.config.limit)
@@ -312,13 +349,27 @@ class Job:
                              start=covered, progress=progress, shared=self.shared, options=self.config.options)
         try:
             for chunk in self.task.score(adapter, ctx):
+                if maps is not None:  # before the rows: saved rows always have their maps saved
+                    maps.save(f"rows-{covered:09d}", Chunk({"image_id": chunk.columns["image_id"],
+                                                            "maps": chunk.arrays["maps"]}))
                 partial.save(f"rows-{covered:09d}", chunk)
                 kept.append(chunk)
                 covered += len(chunk)
         except ModelFailure as exc:
             return self.failed(str(exc), started)
         columns, extras = concat(kept, self.task.columns)
+        if maps is not None:
+            self.write_maps(maps, columns["image_id"])
         return self.finish(columns, extras, adapter=adapter, started=started, partial=partial)
+
+    def write_maps(self, maps: PartialRows, image_ids: Any) -> None:
+        """Assemble the saved chunks into the model's maps file (before its record is written)."""
+        _, used = rows_prefix(maps.lengths())
+        path = maps_store.store_path(self.config.results_dir, self.task.name, self.record_id)
+        loaded = (maps.load(name) for name in used)  # one chunk in memory at a time
+        maps_store.write_store(path, self.identity, ((c.columns if c is not None else {"image_id": [], "maps": []})
+                                                     for c in loaded), image_ids)
+        maps.discard()
 
     def load(self) -> Any:
         """The model's adapter; any error while loading is the model's failure."""
@@ -376,13 +427,14 @@ class Job:
 
 
 def spec_fields(adapter: Any, record_id: str, weights: str = "pretrained") -> dict[str, Any]:
-    """Catalog fields of the record. The published top-1 belongs to the published weights only: an
-    untrained control or a user's own weights file gets ``top1_published = None``."""
+    """Catalog fields of the record. A catalog top-1 belongs to the published weights only: an
+    untrained control or a user's own weights file gets ``top1_published = None``, unless the spec
+    says its top-1 describes the very weights scored (``top1_describes_weights``: a submission's claim)."""
     spec = getattr(adapter, "spec", None)
     fields = {"display_name": record_id, "family": None, "harmonized": None,
               "framework": getattr(adapter, "framework", None), "top1_published": None}
     if spec is not None:
-        published = weights == "pretrained"
+        published = weights == "pretrained" or bool(getattr(spec, "top1_describes_weights", False))
         fields.update(
             display_name=getattr(spec, "display_name", record_id),
             family=getattr(spec, "family", None),

@@ -42,6 +42,7 @@ class RunConfig:
     download: bool = True
     progress: bool = True
     fast_path: str = "eager"  # torch models: eager, channels_last or compile (bench/bench_saliency.py --fast-paths)
+    save_maps: bool = False  # keep every image's map beside the record (benchmark.maps_store)
     decision_rule: str | None = None  # psychophysics: animal/non-animal read-out (None = the task's default)
 
     def task_options(self) -> dict[str, Any]:
@@ -112,7 +113,7 @@ def job_config(config: RunConfig) -> JobConfig:
     return JobConfig(results_dir=Path(config.results_dir), weights=config.weights,
                      device=device, precision=resolve_precision(config.precision, device),
                      batch_size=config.batch_size, limit=config.limit, force=config.force,
-                     progress=tqdm_progress(config.progress), fast_path=config.fast_path)
+                     save_maps=config.save_maps, progress=tqdm_progress(config.progress), fast_path=config.fast_path)
 
 
 def run(config: RunConfig, *, task: Task | None = None, dataset: Any = None, loader: Callable[..., Any] | None = None,
@@ -134,6 +135,11 @@ def run(config: RunConfig, *, task: Task | None = None, dataset: Any = None, loa
     if task is None:
         task = get_task(dataset if dataset is not None else config.dataset, download=config.download,
                         **config.task_options())
+    if config.save_maps and not task.has_maps:
+        raise InvalidInputError(f"--save-maps: the {task.kind} task of {task.name} computes no per-image maps")
+    if config.save_maps and config.executor == "ray":
+        raise InvalidInputError("--save-maps is not supported with --executor ray yet (the maps stay on the "
+                                "workers); run with --executor local or --shard k/n")
     models = select_shard(list(config.models), config.shard)
     summary = RunSummary(dataset=task.name, skips=getattr(task.data, "skips", None))
     refs = task.ensure_references(Path(config.results_dir), force=config.force, limit=config.limit,
@@ -157,4 +163,22 @@ def run(config: RunConfig, *, task: Task | None = None, dataset: Any = None, loa
         summary.outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(i, len(models), outcome)
+    if config.save_maps:
+        ensure_gallery_reference(task, Path(config.results_dir), summary.outcomes)
     return summary
+
+
+def ensure_gallery_reference(task: Task, results_dir: Path, outcomes: Sequence[ModelOutcome]) -> Path | None:
+    """``results/<dataset>/_gallery.npz`` (the leaderboard gallery's images and human maps), written
+    once from the image ids of the first complete, unlimited scores file of this run."""
+    from benchmark import gallery, records
+
+    path = results_dir / task.name / gallery.REFERENCE_FILE
+    if path.exists():
+        return path
+    for outcome in outcomes:
+        record = outcome.record or {}
+        if record.get("status") == "ok" and record.get("limit") is None and record.get("scores_file"):
+            ids = [str(i) for i in records.read_scores(results_dir / task.name / record["scores_file"])["image_id"]]
+            return gallery.write_reference_for(task.data, results_dir, ids, {i: row for row, i in enumerate(ids)})
+    return None

@@ -45,11 +45,40 @@ def imagenet_count(root: Path) -> int:
     return sum(1 for p in Path(root).rglob("*") if p.suffix.lower() in exts)
 
 
+class StepProgress:
+    """An ``on_step(step, metrics)`` callback drawing a tqdm bar over optimizer steps, with the last
+    logged loss and images/s; the bar starts at the first step it sees, so a resumed run's bar starts
+    where the checkpoint left off. ``then`` is called after it (the caller's own ``on_step``)."""
+
+    def __init__(self, total: int | None, *, enabled: bool = True,
+                 then: Callable[[int, dict[str, float]], Any] | None = None) -> None:
+        self.total, self.enabled, self.then, self.bar = total, enabled, then, None
+
+    def __call__(self, step: int, metrics: dict[str, float]) -> None:
+        if self.enabled:
+            if self.bar is None:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=self.total, initial=step - 1, desc="train", unit="step", dynamic_ncols=True)
+            self.bar.update(1)
+            if "total" in metrics:
+                self.bar.set_postfix({"loss": f"{metrics['total']:.4g}",
+                                      "img/s": f"{metrics.get('images_per_s', float('nan')):.1f}"}, refresh=False)
+        if self.then is not None:
+            self.then(step, metrics)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def train(config: Any, data: str, output: str | Path, *, imagenet: Path | None = None, shuffle_buffer: int = 2048,
-          download: bool = True, on_step: Callable[[int, dict[str, float]], Any] | None = None) -> Any:
+          download: bool = True, on_step: Callable[[int, dict[str, float]], Any] | None = None,
+          progress: bool = False) -> Any:
     """Train ``config`` (a :class:`model_zoo.harmonization.config.TrainConfig`) on the ClickMe-format
     dataset ``data`` (a name, a folder of shards or one shard), optionally mixed with an ImageNet
-    folder; checkpoints and the export go to ``output``. Returns the trainer's ``TrainResult``."""
+    folder; checkpoints and the export go to ``output``. ``progress`` draws a bar over the steps (rank 0
+    only). Returns the trainer's ``TrainResult`` (``resumed_from`` says where a resumed run started)."""
     # import order: the trainer module loads its framework (torch first) before TensorFlow, which
     # the ClickMe loader imports
     if config.framework == "torch":
@@ -74,4 +103,10 @@ def train(config: Any, data: str, output: str | Path, *, imagenet: Path | None =
                             shuffle_buffer=shuffle_buffer, imagenet=imagenet, clickme_fraction=config.clickme_fraction)
     extra = {"data": {"name": dataset.name, "fingerprint": dataset.fingerprint(),
                       "synthetic": bool(getattr(dataset, "synthetic", False))}}
-    return trainer.train(None, batches, config.replace(extra={**config.extra, **extra}), output, on_step=on_step)
+    spe = config.steps_per_epoch
+    total = config.epochs * spe if config.max_steps is None else min(config.max_steps, config.epochs * spe)
+    bar = StepProgress(total, enabled=progress and int(os.environ.get("RANK", "0")) == 0, then=on_step)
+    try:
+        return trainer.train(None, batches, config.replace(extra={**config.extra, **extra}), output, on_step=bar)
+    finally:
+        bar.close()

@@ -18,7 +18,7 @@ KIB, MIB = 1024, 1024 * 1024
 #: Largest file of each kind, in bytes (a full ClickMe-val scores file is ~2 MB).
 MAX_BYTES = {"submission.json": 64 * KIB, "record": 256 * KIB, "_ceiling.json": 64 * KIB,
              "_baseline-center-bias.json": 64 * KIB, "architecture.json": 16 * KIB, "result.json": 16 * KIB,
-             "scores": 64 * MIB}
+             "scores": 64 * MIB, "gallery": 512 * KIB}
 MAX_TEXT_DEFAULT = 1000  # any text field not named below
 MAX_TEXT = {"description": 5000, "failure": 4000, "error": 4000, "method": 2000, "top1_source": 2100, "affiliation": 300,
             "email": 254, "name": 200, "licence": 200, "url": 500}

@@ -6,6 +6,7 @@ Layout (everything inside ``results/submissions/<submission-id>/``)::
     <dataset>/<submission-id>.json       a result record (benchmark.records schema), one per dataset
     <dataset>/<submission-id>.scores.csv its per-image scores
     <dataset>/_ceiling.json              the ceiling the alignment was divided by
+    <dataset>/<submission-id>.gallery.npz  the model's maps of the dataset's gallery images (benchmark.gallery)
     model/architecture.json              (plugin submissions) how to rebuild the model safely
     model/weights.safetensors | model/model.keras   (optional) the exported weights
     model/plugin.py                      (plugin submissions) the plugin source, only ever run in the sandbox
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from benchmark.gallery import SUFFIX as GALLERY_SUFFIX
 from benchmark.records import safe_name
 from leaderboard.bounds import MAX_TEXT, read_json_bounded
 from model_zoo.errors import InvalidInputError
@@ -172,11 +174,13 @@ def bundle_files(path: Path) -> Iterator[tuple[Path, str | None]]:
             yield entry, None
         elif len(parts) == 2 and parts[0] == MODEL_DIR:
             yield entry, None if parts[1] in MODEL_FILES else f"{rel}: unexpected file in model/ (allowed: {', '.join(MODEL_FILES)})"
-        elif len(parts) == 2 and parts[1] in (f"{sid}.json", f"{sid}.scores.csv", *DATASET_EXTRA_FILES):
+        elif len(parts) == 2 and parts[1] in (f"{sid}.json", f"{sid}.scores.csv", f"{sid}{GALLERY_SUFFIX}",
+                                              *DATASET_EXTRA_FILES):
             yield entry, None
         else:
             yield entry, f"{rel}: unexpected file (expected submission.json, <dataset>/{sid}.json, " \
-                         f"<dataset>/{sid}.scores.csv, <dataset>/_ceiling.json or model/...)"
+                         f"<dataset>/{sid}.scores.csv, <dataset>/{sid}{GALLERY_SUFFIX}, <dataset>/_ceiling.json " \
+                         "or model/...)"
 
 
 def read_json(path: Path, kind: str = "record") -> Any:

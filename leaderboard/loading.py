@@ -88,6 +88,8 @@ class SubmittedSpec:
     top1: float | None = None
     top1_source: str | None = None
     base_model: str | None = None
+    #: the claimed top-1 describes exactly the submitted weights, whatever their label
+    top1_describes_weights: bool = True
 
     @property
     def harmonized(self) -> bool:

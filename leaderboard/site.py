@@ -25,6 +25,8 @@ Output (``SITE_DIR``)::
     index.html               sortable, filterable table + accuracy-vs-alignment plot (inline SVG)
     models/<id>.html         one page per measured model: scores per dataset, provenance, submitter
     models/<id>.<dataset>.scores.csv   the per-image scores behind each row
+    (each model page shows, per dataset, its gallery: the same images for every model, human map beside
+    model map, inline PNGs; :mod:`leaderboard.gallery`)
     leaderboard.csv, leaderboard.md    exports of the table
 
 The site works offline from ``file://``: no CDN, no network request (its Content-Security-Policy
@@ -49,6 +51,8 @@ from urllib.parse import quote, urlsplit
 
 from benchmark import records
 from leaderboard import fields as F
+from leaderboard.gallery import CSS as GALLERY_CSS
+from leaderboard.gallery import model_gallery, section_html
 from leaderboard.pins import CEILING_RTOL, DatasetPin, PinTable, as_table
 from leaderboard.validate import Standing
 from model_zoo.errors import InvalidInputError
@@ -444,7 +448,7 @@ vertical-align:middle;letter-spacing:.02em}.badge.synthetic{background:#b00020;c
 .banner{padding:.5rem .8rem;margin:.6rem 0;border-left:.4rem solid #b00020;background:#fdecee}
 .banner.random{border-color:#444;background:#eee}.banner.unverified{border-color:#c99700;background:#fff7dc}
 section.board-section{margin-top:1.5rem}
-"""
+""" + GALLERY_CSS
 
 
 def _page(title: str, body: str, script: str | None) -> str:
@@ -671,8 +675,9 @@ class Markup(str):
     """Already-escaped HTML (built here from escaped parts)."""
 
 
-def model_html(entries: Sequence[Entry], scores_links: dict[str, str]) -> str:
-    """The page of one measured model: its rows on every dataset, then where it came from."""
+def model_html(entries: Sequence[Entry], scores_links: dict[str, str], galleries: Sequence[str] = ()) -> str:
+    """The page of one measured model: its rows on every dataset, its galleries (already-escaped HTML
+    of :func:`leaderboard.gallery.section_html`), then where it came from."""
     first = entries[0]
     parts = [f'<p><a href="../index.html">&larr; leaderboard</a></p><h1>{esc(first.model)}{_badges(first)}</h1>',
              f'<p class="sub">id <code>{esc(first.model_id)}</code> · {esc(first.kind)} · '
@@ -702,6 +707,7 @@ def model_html(entries: Sequence[Entry], scores_links: dict[str, str]) -> str:
             f"<td>{esc(e.weights_label)}</td>", f"<td>{esc(e.data)}</td>",
             f'<td>{f"<a href={chr(34)}{esc(quote(link))}{chr(34)}>CSV</a>" if link else ""}</td>']) + "</tr>")
     parts.append(f"<h2>Scores</h2><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    parts.extend(galleries)
     sub = first.submission
     if sub is not None:
         model = sub.get("model") if isinstance(sub.get("model"), dict) else {}
@@ -874,7 +880,8 @@ def build(results_dir: str | Path, output_dir: str | Path, *, datasets: Sequence
                 name = f"{Path(page).stem}.{e.dataset}.scores.csv"
                 atomic_copy_file(e.scores_file, output_dir / "models" / name)
                 links[e.dataset] = name
-        atomic_write_text(output_dir / page, model_html(group, links))
+        shown = [g for g in (model_gallery(e, Path(results_dir), data.notes) for e in group) if g is not None]
+        atomic_write_text(output_dir / page, model_html(group, links, [section_html(g, group[0].model) for g in shown]))
     atomic_write_text(output_dir / "leaderboard.csv", export_csv(data.entries))
     atomic_write_text(output_dir / "leaderboard.md", export_markdown(data))
     index = atomic_write_text(output_dir / "index.html", index_html(data, script))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from benchmark import baselines, records, runner
+from benchmark import baselines, gallery, records, runner
 from benchmark.job import Job, JobConfig, ModelRef
 from benchmark.tasks import References
 from benchmark.tasks.maps import MapsTask
@@ -142,6 +142,8 @@ def _score_into(folder: Path, sid: str, source: ModelSource, meta: SubmissionMet
         job = Job(MapsTask(ds), model, config, references=References(ceiling=ceiling),
                   loader=lambda *a, **k: loaded.adapter)
         result.outcomes.append(job.run())
+        if result.outcomes[-1].status == "ok":
+            write_gallery(ds, loaded.adapter, job.scores_path, folder / ds.name / f"{sid}{gallery.SUFFIX}")
         try:  # the runner's resume folder, empty once the run is done
             (folder / ds.name / ".partial").rmdir()
         except OSError:
@@ -160,6 +162,17 @@ def _score_into(folder: Path, sid: str, source: ModelSource, meta: SubmissionMet
     atomic_write_json(folder / SUBMISSION_FILE, doc)
     result.submission = doc
     return result
+
+
+def write_gallery(data: Any, adapter: Any, scores_path: Path, path: Path) -> Path:
+    """The bundle's gallery file: the model's maps of the dataset's gallery images
+    (:func:`benchmark.gallery.gallery_ids` of the scored ids), recomputed for those images only."""
+    from benchmark.maps_figure import compute_maps, fetch_images
+
+    ids = [str(i) for i in records.read_scores(scores_path)["image_id"]]
+    chosen = gallery.gallery_ids(data.name, ids)
+    images, _, labels = fetch_images(data, chosen, {i: row for row, i in enumerate(ids)})
+    return gallery.write_gallery(path, chosen, compute_maps(adapter, images, labels))
 
 
 def _copy_plugin_export(source: ModelSource, export: Path, model_dir: Path, include_weights: bool) -> None:

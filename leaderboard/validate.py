@@ -289,7 +289,32 @@ def check_record(bundle: Bundle, dataset: str, rec: Mapping[str, Any], ref: Refe
         except InvalidInputError as exc:
             bad("ceiling", str(exc))
     problems += [(f"{where} {f}", m) for f, m in check_scores(bundle, dataset, rec, ceiling, ref)]
+    problems += check_gallery(bundle, dataset)
     return problems
+
+
+def check_gallery(bundle: Bundle, dataset: str) -> list[tuple[str, str]]:
+    """The optional ``<dataset>/<id>.gallery.npz``: within its byte limit, no pickle, the expected
+    members, shapes and dtypes (:func:`benchmark.gallery.read_gallery`), and the gallery images of
+    the scored ids (:func:`benchmark.gallery.gallery_ids`), no others."""
+    from benchmark import gallery
+    from leaderboard.bounds import read_bounded
+
+    name = f"{bundle.id}{gallery.SUFFIX}"
+    where = f"{dataset}/{name}"
+    try:
+        path = inside(bundle.path, dataset, name)
+        if not path.exists():
+            return []
+        arrays = gallery.read_gallery(read_bounded(path, "gallery"), where=where)
+        scored = records.read_scores(inside(bundle.path, dataset, f"{bundle.id}.scores.csv"))["image_id"]
+    except InvalidInputError as exc:
+        return [(where, str(exc))]
+    expected = gallery.gallery_ids(dataset, [str(i) for i in scored])
+    if arrays["image_id"] != expected:
+        return [(f"{where} image_id", f"{arrays['image_id'][:3]}... are not the dataset's gallery images "
+                 f"{expected[:3]}... (benchmark.gallery.gallery_ids of the scored ids)")]
+    return []
 
 
 def check_scores(bundle: Bundle, dataset: str, rec: Mapping[str, Any], ceiling: float | None,

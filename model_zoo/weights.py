@@ -9,7 +9,9 @@
 * Mirror: ``ALIGNBENCH_WEIGHTS_MIRROR=URL`` fetches every checkpoint URL's file from ``URL/<file name>``
   instead (an institute mirror, or a loopback server in tests); the cache path stays keyed on the
   official URL, so a file fetched from a mirror is found later without it.
-* Offline: ``ALIGNBENCH_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) forbids downloads. A file that is neither
+* Offline: ``ALIGNBENCH_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``, or :func:`offline_mode`) forbids downloads.
+  Without them, a host that refuses a connection is probed once per process (:func:`reachable`) and
+  then treated as offline, so a run without network does not retry every model. A file that is neither
   cached nor downloadable raises one :class:`WeightsUnavailableError` naming the model, the URL and the
   local path to put the file at (or ``weights=PATH``).
 * Safety: no untrusted pickle is executed. Checkpoints are read with ``safetensors`` or
@@ -19,9 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import re
+import socket
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -32,6 +37,7 @@ from model_zoo.fileio import cache_dir, create_temp_file, sha256_file
 OFFLINE_ENV = "ALIGNBENCH_OFFLINE"
 MIRROR_ENV = "ALIGNBENCH_WEIGHTS_MIRROR"
 _TRUE = {"1", "true", "yes", "on"}
+log = logging.getLogger(__name__)
 
 # robustness-library checkpoints also carry the attacker's copy of the model and a normaliser module;
 # upstream loaders (model-vs-human) keep only the model's own weights.
@@ -95,6 +101,35 @@ def offline_mode(enabled: bool = True) -> Iterator[None]:
         _OFFLINE.reset(token)
 
 
+_REACHABLE: dict[tuple[str, int], bool] = {}  # (host, port) -> accepted a connection; once per process
+
+
+def reachable(url: str, timeout_s: float = 3.0) -> bool:
+    """Whether ``url``'s host (or the proxy configured for its scheme) accepts a TCP connection within
+    ``timeout_s``. Probed once per process and host: the answer is cached, and an unreachable host is
+    reported once (a warning), after which downloads from it are skipped like in offline mode."""
+    parsed = urllib.parse.urlparse(url)
+    proxy = urllib.request.getproxies().get(parsed.scheme)
+    target = urllib.parse.urlparse(proxy) if proxy and not urllib.request.proxy_bypass(parsed.hostname or "") else parsed
+    host = target.hostname or ""
+    port = target.port or (443 if target.scheme == "https" else 80)
+    key = (host, port)
+    if key not in _REACHABLE:
+        try:
+            with socket.create_connection(key, timeout=timeout_s):
+                _REACHABLE[key] = True
+        except OSError as exc:
+            _REACHABLE[key] = False
+            log.warning("%s:%d is unreachable (%s): working from the local caches for the rest of this run "
+                        "(--offline skips this check)", host, port, exc)
+    return _REACHABLE[key]
+
+
+def downloads_allowed(url: str) -> bool:
+    """Not in offline mode and ``url``'s host reachable (see :func:`reachable`)."""
+    return not offline() and reachable(url)
+
+
 def unavailable(model_id: str, url: str, local: Path | str, why: str) -> WeightsUnavailableError:
     """The one error every missing-weights path raises."""
     return WeightsUnavailableError(
@@ -136,7 +171,11 @@ def fetch_url(url: str, *, model_id: str, sha256: str | None = None) -> Path:
     if not path.is_file():
         if offline():
             raise unavailable(model_id, url, path, f"offline mode ({OFFLINE_ENV}/HF_HUB_OFFLINE) and not in the cache")
-        _download(mirrored(url), path, model_id)
+        source = mirrored(url)
+        if not reachable(source):
+            raise unavailable(model_id, url, path, f"no network: {urllib.parse.urlparse(source).netloc} is "
+                              "unreachable and the file is not in the cache")
+        _download(source, path, model_id)
     if sha256:
         got = sha256_file(path)
         if got != sha256.lower():

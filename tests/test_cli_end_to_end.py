@@ -49,3 +49,18 @@ def test_unknown_model_is_one_line_with_suggestions(tmp_path, capsys):
     assert main(["run", "--model", "tv_resnet5O", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "tv_resnet50" in err and "Traceback" not in err
+
+
+def test_run_progress_lines_carry_count_elapsed_and_an_eta_from_computed_models():
+    from alignbench.report import RunProgress
+    from benchmark.job import ModelOutcome
+
+    ticks = iter([0.0, 10.0, 10.5, 40.0])
+    progress = RunProgress(clock=lambda: next(ticks))
+    first = progress.line(0, 3, ModelOutcome("a", "ok", record={"task": "maps", "n": 4}, seconds=10.0))
+    assert first.startswith("[1/3, 0:00:10 elapsed, ETA 0:00:20] a: ok")
+    # a reused record costs nothing and does not shorten the estimate
+    second = progress.line(1, 3, ModelOutcome("b", "skipped", record={"task": "maps"}, seconds=0.0))
+    assert second.startswith("[2/3, 0:00:10 elapsed, ETA 0:00:10] b: skipped")
+    last = progress.line(2, 3, ModelOutcome("c", "failed", error="boom", seconds=29.0))
+    assert last == "[3/3, 0:00:40 elapsed] c: FAILED (boom)"

@@ -162,16 +162,17 @@ def test_ddp_two_processes_gloo_keep_replicas_identical(tmp_path):
 
 
 def test_bf16_autocast_and_mapping_config(tmp_path):
-    """precision='bf16' runs the double backward under CPU autocast; a dict config is the defaults
-    updated by its keys."""
-    config = {k: v for k, v in cfg(epochs=1, steps_per_epoch=2, precision="bf16").to_dict().items()
+    """precision='bf16' (the short spelling of bfloat16, still accepted) runs the double backward
+    under CPU autocast; a dict config is the defaults updated by its keys."""
+    config = {k: v for k, v in cfg(epochs=1, steps_per_epoch=2).to_dict().items()
               if k in ("model", "epochs", "warmup_epochs", "steps_per_epoch", "batch_size", "lr", "mixup_alpha",
-                       "checkpoint_every", "num_classes", "tensorboard", "precision")}
+                       "checkpoint_every", "num_classes", "tensorboard")}
+    config["precision"] = "bf16"  # an earlier config file's spelling
     res = trainer_torch.train(tiny_model(), generated_batches(2), config, tmp_path, arch=ARCH, export=False)
     assert res.steps == 2
     assert np.isfinite(res.last_metrics["total"]) and res.last_metrics["harmonization"] > 0
     saved = json.loads((tmp_path / "config.json").read_text())
-    assert saved["precision"] == "bf16" and saved["label_smoothing"] == 0.1  # untouched default kept
+    assert saved["precision"] == "bfloat16" and saved["label_smoothing"] == 0.1  # untouched default kept
 
 
 def test_model_argument_is_checked(tmp_path):

@@ -164,3 +164,39 @@ def test_model_pages_show_their_marks_in_the_browser(site, tmp_path):
     assert "RANDOM WEIGHTS: random weights: an untrained control" in unescape(control)
     other = dump_dom((pages / "tiny-other.html").resolve().as_uri(), tmp_path / "c")
     assert "UNVERIFIED on other-fake: not in known_datasets.json" in unescape(other)
+
+
+def _screenshot(url: str, out: Path, tmp_path: Path):
+    import numpy as np
+    from PIL import Image
+
+    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-extensions", "--no-first-run", "--disable-dev-shm-usage", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile-shot'}", "--hide-scrollbars", "--window-size=1200,1000",
+           f"--screenshot={out}", url]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and out.is_file(), proc.stderr[-2000:]
+    return np.asarray(Image.open(out).convert("RGB")).astype(int)
+
+
+def _jet_pixels(rgb) -> int:
+    """Pixels of the maps' colormap (its cyan and yellow): nothing else on a page has these colours."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return int((((r < 90) & (g > 190) & (b > 190)) | ((r > 190) & (g > 190) & (b < 90))).sum())
+
+
+def test_the_gallery_pictures_render_under_the_pages_csp(site, tmp_path):
+    """The inline PNGs are allowed by the model page's CSP (img-src data:) and drawn by the browser:
+    the screenshot shows the maps' colours, which the same page without its gallery lacks."""
+    page = site.index.parent / "models" / "tiny-net.html"
+    dom = dump_dom(page.resolve().as_uri(), tmp_path)
+    assert len(re.findall(r'<figure class="gal"', dom)) == 6
+    assert "data-pwned" not in re.search(r"<body[^>]*>", dom).group(0)
+    shown = _jet_pixels(_screenshot(page.resolve().as_uri(), tmp_path / "with.png", tmp_path))
+    bare = page.with_name("tiny-net-bare.html")
+    bare.write_text(re.sub(r'<div class="gallery".*?</div>', "", page.read_text(), flags=re.S))
+    try:
+        without = _jet_pixels(_screenshot(bare.resolve().as_uri(), tmp_path / "without.png", tmp_path))
+    finally:
+        bare.unlink()
+    assert without == 0 and shown > 20 * 112  # at least a few of the 112-px maps were painted

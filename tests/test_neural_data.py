@@ -3,6 +3,7 @@ checksum and offline rules, and the documented .npz format for users' own record
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +131,22 @@ def test_two_zips_of_the_same_name_never_share_an_extraction(tmp_path):
     (pa,) = arcaro.load_arcaro2020(a, panels=["monkey2-ML"])
     (pb,) = arcaro.load_arcaro2020(b, panels=["monkey2-ML"])
     assert pa.fingerprint() != pb.fingerprint()
+
+
+@pytest.mark.parametrize("kind", ["extracted folder", "folder holding the zip"])
+def test_data_download_from_a_local_mirror_copies_into_the_cache(kind, release, tmp_path, monkeypatch, capsys):
+    """`alignbench data download it-arcaro2020 --mirror FOLDER` used to report the mirror's files and
+    copy nothing; now the cache holds the release, and a later offline run finds it."""
+    from alignbench.cli import main
+    from benchmark.datasets import get_dataset
+
+    folder, zpath, _, responses = release
+    monkeypatch.setenv("ALIGNBENCH_CACHE", str(tmp_path / "cache"))
+    mirror = folder if kind == "extracted folder" else zpath.parent
+    assert main(["data", "download", "it-arcaro2020", "--mirror", str(mirror)]) == 0
+    cached = tmp_path / "cache" / "neural" / "arcaro2020"
+    assert str(cached) in capsys.readouterr().out
+    assert all(Path(p).is_relative_to(cached) for p in get_dataset("it-arcaro2020").files())
+    monkeypatch.setenv("ALIGNBENCH_OFFLINE", "1")
+    again = get_dataset("it-arcaro2020")
+    np.testing.assert_allclose(again.panels[2].responses, responses["Red"], rtol=1e-6, atol=1e-6)

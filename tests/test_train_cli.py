@@ -96,7 +96,14 @@ def test_train_cli_baseline_and_bad_options(shards, tmp_path, capsys):
     assert len(rows) == 2 and all(float(r["harmonization"]) == 0 for r in rows)
     doc = json.loads((out / "export" / "alignbench_model.json").read_text())
     assert doc["harmonized"] is False and re.fullmatch(r"test_resnet-baseline-[0-9a-f]{8}", doc["id"]), doc["id"]
-    capsys.readouterr()
+    printed = capsys.readouterr()
+    assert "trained 2 steps ->" in printed.out and "2/2" in printed.err  # the step bar (stderr)
+
+    # resumed with a longer budget: it says where it resumed and counts only the steps it took now
+    assert main(_argv(shards, out, "--no-harmonize", "--steps", "4")) == 0
+    printed = capsys.readouterr()
+    assert "trained 2 steps, resumed at step 2 of 4 ->" in printed.out, printed.out
+    assert "4/4" in printed.err and len(list(csv.DictReader(open(out / "metrics.csv")))) == 4
     assert main(_argv(shards, tmp_path / "x", "--set", "no_such_option=1")) == 2
     assert "unknown training option 'no_such_option'" in capsys.readouterr().err
     assert main(_argv(tmp_path / "missing", tmp_path / "y")) == 2

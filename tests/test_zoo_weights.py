@@ -237,3 +237,60 @@ def test_sha256_mismatch_is_reported(server, tmp_path, monkeypatch):
     monkeypatch.setenv(MIRROR_ENV, server.url)
     with pytest.raises(WeightsUnavailableError, match="expected 00+"):
         fetch_url("https://example.invalid/x/w.bin", model_id="m", sha256="0" * 64)
+
+
+# ---------------------------------------------------------------------- no network, not --offline
+def test_an_unreachable_host_is_probed_once_per_process_and_named(monkeypatch, tmp_path):
+    """Without --offline and without network, each model must not spend its own retries: the host
+    is probed once, every later download from it fails at once with the same clear reason."""
+    import socket
+
+    from model_zoo import weights
+
+    probes = []
+
+    def refuse(address, timeout=None):
+        probes.append(address)
+        raise ConnectionRefusedError("refused (test)")
+
+    monkeypatch.setattr(weights, "_REACHABLE", {})
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.delenv(OFFLINE_ENV, raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    for name in ("a.h5", "b.h5"):
+        url = f"https://weights.example.org/models/{name}"
+        with pytest.raises(WeightsUnavailableError, match=r"no network: weights\.example\.org is unreachable") as info:
+            weights.fetch_url(url, model_id=name)
+        assert str(url_cache_path(url)) in str(info.value)
+    assert probes == [("weights.example.org", 443)]
+    assert weights.downloads_allowed("https://weights.example.org/other") is False and len(probes) == 1
+    with weights.offline_mode():  # offline mode answers without probing at all
+        assert weights.downloads_allowed("https://elsewhere.example.org/x") is False
+    assert len(probes) == 1
+
+
+@pytest.mark.torch
+def test_timm_without_network_goes_to_the_hub_cache_once(monkeypatch, tmp_path):
+    import socket
+
+    from huggingface_hub import constants
+
+    from model_zoo import weights
+
+    probes = []
+
+    def refuse(address, timeout=None):
+        probes.append(address)
+        raise OSError("no route (test)")
+
+    monkeypatch.setattr(weights, "_REACHABLE", {})
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.delenv(OFFLINE_ENV, raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-empty"))
+    for model in ("timm_efficientnet_b0", "timm_efficientnet_es"):
+        with pytest.raises(WeightsUnavailableError, match=model):
+            load(model)
+    assert len(probes) == 1 and constants.HF_HUB_OFFLINE is False

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from typing import Sequence
 
@@ -16,6 +15,7 @@ COMMAND_MODULES = (
     "demo_cmd",
     "run_cmd",
     "plot_cmd",
+    "plot_maps_cmd",
     "models_cmd",
     "data_cmd",
     "train_cmd",
@@ -58,9 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
-    # Options such as --offline are passed down as environment variables; they must not outlive the
-    # command when main() is called in-process (tests, notebooks, the demo).
-    saved_env = dict(os.environ)
     try:
         return int(args.handler(args) or 0)
     except (CLIError, AlignbenchError) as exc:
@@ -70,10 +67,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: everything written so far is kept; run the same command again to resume.",
               file=sys.stderr)
         return 130
-    finally:
-        if dict(os.environ) != saved_env:
-            os.environ.clear()
-            os.environ.update(saved_env)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,8 @@ import json
 import os
 from typing import Sequence
 
+from alignbench.cli import options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="download, generate or inspect ClickMe-format datasets",
@@ -18,20 +20,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dl.add_argument("name", nargs="?", default="clickme-val", help="dataset name (default: clickme-val); "
                     "see `alignbench data info --list`")
     dl.add_argument("--mirror", help="base URL or local folder replacing the official location")
+    options.add_offline(dl)
     dl.set_defaults(handler=_download)
 
-    gen = sub.add_parser("generate", help="write a synthetic ClickMe-format dataset (with participant maps)",
-                         description="Write synthetic ClickMe-format shards (official schema plus "
-                         "per-participant maps) and a manifest.json marking them synthetic.")
-    gen.add_argument("out_dir", help="folder to write <split>-<k>.tfrecords into")
-    gen.add_argument("--images", type=int, default=256, help="number of images (default 256)")
-    gen.add_argument("--shards", type=int, default=2, help="number of shards (default 2)")
-    gen.add_argument("--participants", type=int, default=6, help="simulated participants per image (default 6)")
+    gen = sub.add_parser("generate", help="write a SYNTHETIC dataset of any kind the suite reads",
+                         description="Write a generated dataset, marked synthetic, that `alignbench run --dataset "
+                         "OUT` reads: ClickMe-format shards (official schema plus per-participant maps; default), a "
+                         "Clicktionary release, a psychophysics stimulus folder with simulated human responses, or "
+                         "IT recordings in the .npz format (OUT ends in .npz).")
+    gen.add_argument("out_dir", metavar="OUT", help="folder to write into (a .npz file for --kind neural)")
+    gen.add_argument("--kind", choices=GENERATED_KINDS, default="clickme",
+                     help="what to generate (default clickme)")
+    gen.add_argument("--images", type=int, help="number of images (default 256; clicktionary and psychophysics 20; "
+                     "neural 24)")
+    gen.add_argument("--shards", type=int, default=2, help="clickme: number of shards (default 2)")
+    gen.add_argument("--participants", type=int, default=6,
+                     help="simulated participants per image (clickme, clicktionary; default 6)")
     gen.add_argument("--classes", type=int, default=10, help="classes, spread over ImageNet 0..999 (default 10)")
     gen.add_argument("--split", default="val", help="shard name prefix (default val)")
     gen.add_argument("--shortcut", type=float, default=0.0,
                      help="probability that the background colour gives the class away (default 0: no cue)")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--seed", type=int, default=0, help="random seed (the same seed writes the same bytes; default 0)")
     gen.set_defaults(handler=_generate)
 
     info = sub.add_parser("info", help="image count, fingerprint, skipped records, prepared copy of a dataset",
@@ -40,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "when the dataset has no valid record.")
     info.add_argument("name", nargs="?", help="dataset name or folder / .tfrecords path")
     info.add_argument("--list", action="store_true", help="list the named datasets")
-    info.add_argument("--offline", action="store_true", help="use only files already present (no download)")
+    options.add_offline(info)
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=_info)
 
@@ -51,14 +60,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "does it ahead, e.g. on a CPU node before GPU jobs. ALIGNBENCH_PREPARED=0 turns "
                           "prepared copies off.")
     prep.add_argument("name", help="dataset name or folder / .tfrecords path / Clicktionary release")
-    prep.add_argument("--offline", action="store_true", help="use only files already present (no download)")
+    options.add_offline(prep)
     prep.set_defaults(handler=_prepare)
 
 
 def _download(args: argparse.Namespace) -> int:
-    from benchmark.datasets import get_dataset
+    from benchmark.datasets.install import download_dataset
 
-    files = get_dataset(args.name, mirror=args.mirror).files()
+    files = download_dataset(args.name, mirror=args.mirror, download=not args.offline)
     print(f"{args.name}: {describe_files(files)}")
     return 0
 
@@ -79,12 +88,43 @@ def describe_files(files: Sequence[str | os.PathLike]) -> str:
     return f"{len(paths)} files in {folder}"
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from benchmark.datasets.synthetic import write_clickme_shards
+GENERATED_KINDS = ("clickme", "clicktionary", "psychophysics", "neural")
 
-    paths = write_clickme_shards(args.out_dir, args.images, n_shards=args.shards, n_participants=args.participants,
-                                 seed=args.seed, split=args.split, n_classes=args.classes, shortcut=args.shortcut)
-    print(f"wrote {args.images} SYNTHETIC images in {len(paths)} shards to {paths[0].parent}")
+
+def _generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    out = Path(args.out_dir)
+    if args.kind == "clickme":
+        from benchmark.datasets.synthetic import write_clickme_shards
+
+        n = args.images or 256
+        paths = write_clickme_shards(out, n, n_shards=args.shards, n_participants=args.participants,
+                                     seed=args.seed, split=args.split, n_classes=args.classes, shortcut=args.shortcut)
+        print(f"wrote {n} SYNTHETIC images in {len(paths)} shards to {paths[0].parent}")
+    elif args.kind == "clicktionary":
+        from benchmark.datasets.clicktionary import write_synthetic_release
+
+        n = args.images or 20
+        write_synthetic_release(out, n, n_participants=args.participants, seed=args.seed)
+        print(f"wrote a SYNTHETIC Clicktionary release of {n} images to {out}")
+    elif args.kind == "psychophysics":
+        from benchmark.psychophysics.synthetic import write_synthetic_psychophysics
+
+        n = args.images or 20
+        write_synthetic_psychophysics(out, n, seed=args.seed)
+        print(f"wrote SYNTHETIC psychophysics stimuli of {n} images and simulated human responses to {out}")
+    else:
+        from benchmark.neural.synthetic import write_synthetic_recordings
+
+        if out.suffix != ".npz":
+            from model_zoo.errors import InvalidInputError
+
+            raise InvalidInputError(f"--kind neural writes one .npz file: {out} does not end in .npz")
+        n = args.images or 24
+        write_synthetic_recordings(out, n_images=n, seed=args.seed)
+        print(f"wrote SYNTHETIC IT recordings of {n} images to {out}")
+    print(f"score a model on it: alignbench run --dataset {out} --model MODEL")
     return 0
 
 

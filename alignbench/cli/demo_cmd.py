@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from alignbench.cli import options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -13,12 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "trainer, score both on the held-out split exactly as `alignbench run` does, build the leaderboard site, "
         "draw accuracy vs alignment and print a short report. No GPU, no internet, no ClickMe download. "
         "Data and models are cached: a second run reuses them.")
-    p.add_argument("--fast", action="store_true", help="a smaller, sub-minute version (what the tests run)")
+    p.add_argument("--fast", action="store_true", help="a smaller version (what the tests run)")
     p.add_argument("--results", type=Path, default=Path("alignbench-demo"),
                    help="where records, the figure and the site go (default: ./alignbench-demo)")
     p.add_argument("--cache", type=Path, help="generated data and trained models (default: $ALIGNBENCH_CACHE/demo)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    options.add_progress(p)
     p.set_defaults(handler=handle)
 
 

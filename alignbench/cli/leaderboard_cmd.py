@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from alignbench.cli import options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     lb = sub.add_parser("leaderboard", help="validate, verify and publish submissions (maintainers)",
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Check submission bundles (default: every one under RESULTS/submissions). "
                         "Every problem is printed as 'bundle: field: message'. Exit status 1 if any.")
     v.add_argument("bundles", nargs="*", type=Path, metavar="BUNDLE")
-    v.add_argument("--results", type=Path, default=Path("results"))
+    options.add_results(v, what="submissions/ folder")
     v.add_argument("--no-local-data", action="store_true",
                    help="do not look for the datasets locally; use known_datasets.json / the catalog's records")
     v.add_argument("--pins", type=Path, metavar="FILE", help="the known-datasets table (default: the package's)")
@@ -29,17 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "bubblewrap sandbox (refused where none can be set up, unless --trust-plugin).")
     f.add_argument("bundle", type=Path, metavar="BUNDLE")
     f.add_argument("--n", "--n-images", dest="n_images", type=int, default=100, help="images to re-score (default 100)")
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--seed", type=int, default=0, help="seed of the random choice of images (default 0)")
     f.add_argument("--tolerance", type=float, default=1e-4, help="largest absolute difference per score")
     f.add_argument("--model", type=Path, help="the submitted weights / model file when the bundle does not carry it")
     f.add_argument("--dataset-path", action="append", default=[], metavar="NAME=FOLDER",
                    help="use this local folder of shards for dataset NAME (repeatable)")
-    f.add_argument("--download", action="store_true", help="download a dataset that is not cached")
-    f.add_argument("--device", default="auto")
-    f.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
-    f.add_argument("--batch-size", type=int, default=32)
-    f.add_argument("--plugin-timeout", type=float, default=600.0, metavar="S")
-    f.add_argument("--plugin-memory-mb", type=int, default=16384, metavar="MB")
+    options.add_offline(f, legacy_download=True)
+    options.add_device(f)
+    options.add_precision(f)
+    options.add_batch_size(f)
+    f.add_argument("--plugin-timeout", type=float, default=600.0, metavar="S",
+                   help="wall-clock limit for building a plugin model in the sandbox (default 600 s)")
+    f.add_argument("--plugin-memory-mb", type=int, default=16384, metavar="MB",
+                   help="memory limit of the sandboxed plugin build (default 16384 MB)")
     f.add_argument("--trust-plugin", action="store_true",
                    help="where no sandbox can be set up (no bubblewrap), run the plugin anyway, WITHOUT isolation")
     f.add_argument("--pins", type=Path, metavar="FILE", help="the known-datasets table (default: the package's)")
@@ -49,8 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Turn RESULTS into a static site: OUTPUT/index.html (sortable, filterable table "
                         "and accuracy-vs-alignment plot, offline), a page per model, CSV and Markdown exports. "
                         "Only bundles that pass validation are listed.")
-    b.add_argument("--results", type=Path, default=Path("results"))
-    b.add_argument("--output", type=Path, required=True, metavar="SITE_DIR")
+    options.add_results(b, what="records and submissions/")
+    b.add_argument("--output", type=Path, required=True, metavar="SITE_DIR", help="folder to write the site into")
     b.add_argument("--dataset", nargs="+", help="datasets to list (default: all with results)")
     b.add_argument("--no-published", action="store_true", help="leave out the paper's published points")
     b.add_argument("--pins", type=Path, metavar="FILE", help="the known-datasets table (default: the package's)")
@@ -65,8 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("dataset", nargs="?", metavar="DATASET", help="a dataset name or folder")
     which.add_argument("--demo", choices=("fast", "full"), help="generate (or reuse) the demo's test split and pin it")
     p.add_argument("--name", help="the name to pin it under (default: the dataset's own name)")
-    p.add_argument("--results", type=Path, default=Path("results"), help="where its ceiling record is kept")
-    p.add_argument("--download", action="store_true", help="download a named dataset that is not cached")
+    options.add_results(p, what="dataset's ceiling record")
+    options.add_offline(p, legacy_download=True)
     p.add_argument("--pins", type=Path, metavar="FILE", help="the table to update (default: the package's)")
     p.add_argument("--write", action="store_true", help="write the entry into the table (otherwise only print it)")
     p.set_defaults(handler=_pin)
@@ -100,7 +104,7 @@ def _verify(args: argparse.Namespace) -> int:
 
     reports = verify_bundle(args.bundle, n_images=args.n_images, seed=args.seed, tolerance=args.tolerance,
                             model=args.model, datasets=_dataset_paths(args.dataset_path) or None,
-                            download=args.download, device=args.device, precision=args.precision,
+                            download=not args.offline, device=args.device, precision=args.precision,
                             batch_size=args.batch_size, trust_plugin=args.trust_plugin, pins=args.pins,
                             limits=Limits(timeout_s=args.plugin_timeout, memory_mb=args.plugin_memory_mb))
     for report in reports:
@@ -141,7 +145,7 @@ def _pin(args: argparse.Namespace) -> int:
     else:
         from benchmark.datasets import get_dataset
 
-        dataset = get_dataset(args.dataset, download=args.download)
+        dataset = get_dataset(args.dataset, download=not args.offline)
     pin = measure_pin(dataset, args.results, command=command, extra_how=extra, name=args.name)
     table_path = args.pins or package_table_path()
     table = load_table(table_path)

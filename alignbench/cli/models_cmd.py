@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "robust or harmonized (repeatable)")
     ls.add_argument("--source", action="append", help="source library (timm, torchvision, keras, url, registered) "
                     "or builder (bagnet, clip_zeroshot, ...) (repeatable)")
-    ls.add_argument("--framework", choices=("torch", "keras"))
+    ls.add_argument("--framework", choices=("torch", "keras"), help="only models that run in this framework")
     group = ls.add_mutually_exclusive_group()
     group.add_argument("--harmonized", dest="harmonized", action="store_true", default=None,
                        help="only harmonized models")
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "harmonized: the harmonized models; registered: models added by plugins or register_model")
     ls.add_argument("--long", action="store_true", help="also source id, preprocessing, top-1 source, licence "
                     "and whether the weights are cached (imports the source libraries: slower)")
-    ls.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    ls.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default table)")
     ls.set_defaults(handler=_list)
 
     show = sub.add_parser("show", help="everything known about one model",

@@ -4,14 +4,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from alignbench.cli import options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot-pareto", help="draw accuracy vs alignment (the paper's Figure 3/4)",
                        description="Draw ImageNet top-1 (x) against alignment (y) from RESULTS/<dataset>/: "
                        "families coloured, the non-harmonized Pareto front shaded, arrows to harmonized "
                        "versions, the center-bias baseline, bootstrap error bars.")
-    p.add_argument("--dataset", default="clickme-val")
-    p.add_argument("--results", type=Path, default=Path("results"))
+    p.add_argument("--dataset", default="clickme-val", help=options.DATASET_HELP + " (default clickme-val)")
+    options.add_results(p)
     p.add_argument("--output", type=Path, help="output file (its extension picks the format) or stem; "
                    "default RESULTS/<dataset>/pareto.{png,svg,pdf}")
     p.add_argument("--format", default="png,svg,pdf", help="comma-separated formats when --output has none")

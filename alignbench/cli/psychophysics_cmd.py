@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from alignbench.cli import options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("psychophysics", help="the 'how' benchmark: make stimuli",
@@ -11,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "`alignbench run --dataset psychophysics`.")
     psub = p.add_subparsers(dest="psychophysics_command", metavar="SUBCOMMAND")
     m = psub.add_parser("make-stimuli", help="write the revealed-pixel stimuli (PNG + manifest)",
-                        description="Reveal the top 10^(k/5) %% (k=0..10) of each image's importance map over "
+                        description="Reveal the top 10^(k/5) % (k=0..10) of each image's importance map over "
                         "phase-scrambled noise of the image, centred, greyscale; PNGs plus manifest.csv/json.")
     m.add_argument("--output", type=Path, required=True, help="folder to write the stimuli to")
     m.add_argument("--seed", type=int, default=0, help="noise seed (the same seed reproduces every file)")
@@ -19,15 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="'clicktionary' (the named dataset) or a Clicktionary-format release folder")
     m.add_argument("--mirror", help="Clicktionary archive URL or local folder (with --source clicktionary)")
     m.add_argument("--limit", type=int, help="only the first N images")
-    m.add_argument("--no-download", action="store_true", help="never touch the network")
+    options.add_offline(m, legacy_no_download=True)
     m.set_defaults(handler=handle_make_stimuli)
 
     c = sub.add_parser("plot-curves", help="accuracy vs revealed pixels, humans and models (Figure 5c)",
                        description="Draw human and model accuracy against the percentage of important pixels "
                        "revealed, from RESULTS/<dataset>/ psychophysics records.")
-    c.add_argument("--dataset", default="psychophysics")
+    c.add_argument("--dataset", default="psychophysics", help=options.DATASET_HELP + " (default psychophysics)")
     c.add_argument("--model", action="append", default=[], help="record name (repeat; default: all)")
-    c.add_argument("--results", type=Path, default=Path("results"))
+    options.add_results(c)
     c.add_argument("--output", type=Path, help="output file or stem (default RESULTS/<dataset>/curves.png)")
     c.add_argument("--format", default="png", help="comma-separated formats when --output has no extension")
     c.add_argument("--normalized", action="store_true", help="plot the min-max-normalised curves the score compares")
@@ -37,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def handle_make_stimuli(args: argparse.Namespace) -> int:
     from benchmark.psychophysics.data import make_stimuli_from
 
-    manifest = make_stimuli_from(args.source, args.output, seed=args.seed, download=not args.no_download,
+    manifest = make_stimuli_from(args.source, args.output, seed=args.seed, download=not args.offline,
                                  mirror=args.mirror, limit=args.limit)
     with open(manifest, encoding="utf-8") as fh:
         n = sum(1 for _ in fh) - 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from alignbench.cli import options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="score models on a dataset (ClickMe by default) and write records",
@@ -15,29 +17,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--family", nargs="+", metavar="F", help="all catalog models of these families")
     p.add_argument("--include-harmonized", action="store_true",
                    help="with --all-models: also the harmonized models (released ones, incl. 2023)")
-    p.add_argument("--dataset", default="clickme-val",
-                   help="dataset name (see `alignbench data info`) or a folder of ClickMe-format shards")
+    p.add_argument("--dataset", default="clickme-val", help=options.DATASET_HELP + " (default clickme-val)")
     p.add_argument("--limit", type=int, help="score only the first N images (a quick look)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16", "auto"],
-                   help="auto: bfloat16/float16 only where this device runs it natively and faster, else float32 "
-                        "(the record says what ran)")
+    options.add_batch_size(p)
+    options.add_device(p)
+    options.add_precision(p, extra=("auto",))
     p.add_argument("--fast-path", default="eager", choices=["eager", "channels_last", "compile"],
                    help="PyTorch models: run the float32 network in NHWC layout or torch.compile'd "
                         "(maps agree to float32 rounding; recorded, and part of the record's identity)")
     p.add_argument("--weights", default="pretrained",
                    help="pretrained (default), random (untrained control) or a local weights file")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results/)")
+    options.add_results(p)
     p.add_argument("--force", action="store_true", help="recompute models that already have a record")
-    p.add_argument("--executor", choices=["local", "ray"], default="local")
+    p.add_argument("--save-maps", action="store_true",
+                   help="maps tasks: also keep every image's saliency map, compressed, in RESULTS/<dataset>/"
+                   "<model>.maps.npz (about 0.2 MB per image; read by `alignbench plot-maps`); a model whose "
+                   "record exists without its maps is scored again")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local (this process, default) or ray (one task per model on a Ray cluster)")
     p.add_argument("--ray-address", help="Ray cluster address (default: start or join a local one)")
     p.add_argument("--shard", metavar="k/n", help="run only share k of n of the models (SLURM arrays etc.)")
-    p.add_argument("--offline", action="store_true", help="never download; use the cache only")
+    options.add_offline(p)
     p.add_argument("--decision-rule", choices=["argmax", "summed_probability", "mean_logit"],
                    help="psychophysics only: animal vs non-animal from the 1000-way output (default argmax, the "
                    "paper's code; summed_probability: P(animal classes) > 0.5); stored in each record")
-    p.add_argument("--no-progress", action="store_true")
+    options.add_progress(p)
     p.set_defaults(handler=handle)
 
 
@@ -76,10 +80,10 @@ def handle(args: argparse.Namespace) -> int:
         device=args.device, precision=args.precision, fast_path=args.fast_path, weights=args.weights, limit=args.limit, force=args.force,
         executor=args.executor, ray_address=args.ray_address,
         shard=runner.parse_shard(args.shard) if args.shard else None, download=not args.offline,
-        progress=not args.no_progress, decision_rule=args.decision_rule)
+        progress=not args.no_progress, decision_rule=args.decision_rule, save_maps=args.save_maps)
+    progress = report.RunProgress()
     with offline_mode(args.offline):
-        summary = runner.run(config, on_outcome=lambda i, n, outcome: print(
-            f"[{i + 1}/{n}] {report.model_line(outcome)}", flush=True))
+        summary = runner.run(config, on_outcome=lambda i, n, outcome: print(progress.line(i, n, outcome), flush=True))
     print(report.format_summary(summary))
     for problem in summary.problems:
         print(f"note: {problem}")

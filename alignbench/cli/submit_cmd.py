@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from alignbench.cli import options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -34,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     meta.add_argument("--description", required=True, help="what the model is and how it was trained")
     meta.add_argument("--licence", "--license", dest="licence", required=True,
                       help="licence of the model weights (e.g. MIT, CC-BY-4.0, Apache-2.0)")
-    meta.add_argument("--email")
-    meta.add_argument("--affiliation")
+    meta.add_argument("--email", help="contact address (shown on the site only if you also pass --url)")
+    meta.add_argument("--affiliation", help="institution or lab, shown with your name")
     meta.add_argument("--url", help="paper or code URL")
     meta.add_argument("--family", help="cnn, cnn_extra_data, transformer, self_supervised, robust or harmonized")
     meta.add_argument("--top1", "--claimed-top1", dest="top1", type=float, metavar="PCT", help="claimed ImageNet-1k top-1 accuracy in percent")
@@ -45,20 +47,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--id", dest="submission_id", help="bundle id (default: from --model-name)")
     p.add_argument("--dataset", nargs="+", default=["clickme-val"],
                    help="datasets to score on (names or folders of ClickMe-format shards; default clickme-val)")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default: results/)")
+    options.add_results(p, what="submissions/ folder")
     p.add_argument("--include-weights", action="store_true",
                    help="copy the weights (as safetensors / .keras) into the bundle so maintainers can verify it")
     p.add_argument("--limit", type=int, help="score only the first N images: a PREVIEW bundle (not accepted)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
+    options.add_batch_size(p)
+    options.add_device(p)
+    options.add_precision(p)
     p.add_argument("--force", action="store_true", help="replace an existing bundle with this id")
-    p.add_argument("--offline", action="store_true", help="never download; use the cache only")
+    options.add_offline(p)
     p.add_argument("--plugin-timeout", type=float, default=600.0, metavar="S", help="wall-clock limit of a plugin build")
     p.add_argument("--plugin-memory-mb", type=int, default=16384, metavar="MB", help="memory limit of a plugin build")
     p.add_argument("--trust-plugin", action="store_true",
                    help="where no sandbox can be set up (no bubblewrap), run the plugin anyway, WITHOUT isolation")
-    p.add_argument("--no-progress", action="store_true")
+    options.add_progress(p)
     p.set_defaults(handler=handle)
 
 
@@ -88,24 +90,23 @@ def source_from_args(args: argparse.Namespace):
 
 def handle(args: argparse.Namespace) -> int:
     import logging
-    import os
 
     from leaderboard.bundle import SubmissionMeta
     from leaderboard.sandbox import Limits
     from leaderboard.submit import submit
+    from model_zoo.weights import offline_mode
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.offline:
-        os.environ["ALIGNBENCH_OFFLINE"] = "1"
     model_name = args.model_name or args.timm or Path(args.keras or args.weights or args.plugin).stem
     meta = SubmissionMeta(submitter=args.name, model_name=model_name, description=args.description,
                           licence=args.licence, email=args.email, affiliation=args.affiliation, url=args.url,
                           family=args.family, top1_claimed=args.top1, top1_method=args.top1_method)
-    result = submit(source_from_args(args), meta, datasets=args.dataset, results_dir=args.results,
-                    submission_id=args.submission_id, batch_size=args.batch_size, device=args.device,
-                    precision=args.precision, limit=args.limit, include_weights=args.include_weights,
-                    force=args.force, download=not args.offline, progress=not args.no_progress,
-                    limits=Limits(timeout_s=args.plugin_timeout, memory_mb=args.plugin_memory_mb),
-                    trust_plugin=args.trust_plugin)
+    with offline_mode(args.offline):
+        result = submit(source_from_args(args), meta, datasets=args.dataset, results_dir=args.results,
+                        submission_id=args.submission_id, batch_size=args.batch_size, device=args.device,
+                        precision=args.precision, limit=args.limit, include_weights=args.include_weights,
+                        force=args.force, download=not args.offline, progress=not args.no_progress,
+                        limits=Limits(timeout_s=args.plugin_timeout, memory_mb=args.plugin_memory_mb),
+                        trust_plugin=args.trust_plugin)
     print(result.instructions)
     return 0 if result.ok else 1

@@ -411,11 +411,13 @@ def fetch_release(*, mirror: str | None = None, download: bool = True, dest_dir:
         raise DataUnavailableError(
             f"Clicktionary release not found in {folder}. No public download URL is known for the Clicktionary "
             f"maps: put the release there ({MANIFEST} + images/ + maps/, see benchmark/datasets/clicktionary.py), "
-            f"or set {URL_ENV} / pass --mirror to an archive URL or a local folder.")
+            f"or set {URL_ENV}, or run `alignbench data download clicktionary --mirror URL|FOLDER`, or score a "
+            f"release folder directly with `alignbench run --dataset FOLDER ...`.")
     if not download or is_offline():
         why = "downloads are off" if not download else "offline mode"
         raise DataUnavailableError(f"Clicktionary release not in {folder} and cannot be downloaded ({why}): "
-                                   f"fetch {source} yourself and unpack it there, or pass --mirror FOLDER.")
+                                   f"fetch {source} yourself and unpack it there, or run "
+                                   "`alignbench data download clicktionary --mirror FOLDER`.")
     archive = folder.parent / (folder.name + "-" + Path(source.split("?")[0]).name)
     try:
         download_file(source, archive, sha256=sha256)

@@ -108,8 +108,8 @@ def fetch_shards(
         except urllib.error.URLError as exc:
             if isinstance(exc, urllib.error.HTTPError):
                 raise DataUnavailableError(
-                    f"{url + s.file}: HTTP {exc.code} {exc.reason}; put the ClickMe shards in {folder} "
-                    "or pass --mirror URL|FOLDER"
+                    f"{url + s.file}: HTTP {exc.code} {exc.reason}; put the ClickMe shards in {folder}, "
+                    f"or {_advice(split)}"
                 ) from exc
             missing_now = [(m, q) for m, q in missing if not q.exists()]
             why = f"no connection ({exc.reason})"
@@ -122,9 +122,16 @@ def _missing_message(missing: Sequence[tuple[ShardSource, Path]], folder: Path, 
     shown = ", ".join(names[:3]) + (f", ... ({len(names)} files)" if len(names) > 3 else "")
     return (
         f"ClickMe {missing[0][0].split} shards missing from {folder}: {shown}. Cannot download them ({why}): "
-        f"put the files in {folder} (they come from {url}), or pass a mirror URL or a local folder "
-        f"(--mirror), then run again."
+        f"put the files in {folder} (they come from {url}), or {_advice(missing[0][0].split)}."
     )
+
+
+def _advice(split: str) -> str:
+    """The commands that get a split's shards another way (each one works as printed)."""
+    names = [n for n, d in load_sources().get("datasets", {}).items() if d.get("split") == split]
+    name = names[0] if names else f"clickme-{split}"
+    return (f"fetch them from a mirror with `alignbench data download {name} --mirror URL`, or score a local "
+            f"copy of the shards directly with `alignbench run --dataset FOLDER ...`")
 
 
 def _present(path: Path, shard: ShardSource) -> bool:

@@ -41,7 +41,7 @@ import numpy as np
 
 from benchmark.neural.recordings import NeuralRecording, images_to_boundary
 from model_zoo.errors import DataUnavailableError, InvalidInputError
-from model_zoo.fileio import cache_dir, create_temp_folder
+from model_zoo.fileio import atomic_copy_file, cache_dir, create_temp_folder
 
 ARCARO_URL = "https://storage.googleapis.com/serrelab-public/neural_recordings/Arcaro2020.zip"
 ZIP_NAME = "Arcaro2020.zip"
@@ -107,12 +107,42 @@ def _extract(zip_path: Path, dest: Path) -> Path:
     return dest
 
 
+def install_arcaro2020(source: str | Path) -> Path:
+    """Copy a local mirror into the cache, as a download from it would: ``source`` is a copy of the
+    zip, a folder holding ``Arcaro2020.zip``, or an extracted release folder. Returns the cached
+    release folder; a cache that already holds the release is kept as it is."""
+    source = Path(source).expanduser()
+    folder = cache_dir("neural", "arcaro2020")
+    extracted = folder / "extracted"
+    if extracted.is_dir() and (found := _release_root(extracted)):
+        return found
+    if source.is_dir() and (source / ZIP_NAME).is_file():
+        source = source / ZIP_NAME
+    if source.is_file():
+        atomic_copy_file(source, folder / ZIP_NAME)
+        return fetch_arcaro2020(download=False)
+    release = _release_root(source) if source.is_dir() else None
+    if release is None:
+        if not source.exists():
+            raise DataUnavailableError(f"Arcaro 2020 recordings: mirror {source} does not exist")
+        _not_release(source)
+    tmp = create_temp_folder(_mkparent(extracted))
+    try:
+        for monkey in MONKEYS:  # each monkey's folder: its .mat file and its image folder
+            shutil.copytree(release / monkey, tmp / monkey)
+        os.replace(tmp, extracted)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _release_root(extracted) or _not_release(extracted)
+
+
 def fetch_arcaro2020(root: str | Path | None = None, *, url: str | None = None, download: bool = True,
                      progress: bool | None = None) -> Path:
     """The release folder (holding ``George/`` and ``Red/``), downloading and extracting it if needed.
 
-    ``root``: an extracted release folder or a local copy of the zip (used instead of the cache).
-    ``url``: a mirror of the zip. Raises :class:`DataUnavailableError` when the data are missing and
+    ``root``: an extracted release folder or a local copy of the zip (used in place, not copied;
+    :func:`install_arcaro2020` copies one into the cache). ``url``: a mirror of the zip. Raises :class:`DataUnavailableError` when the data are missing and
     cannot be downloaded (``download=False``, offline mode, or no connection).
     """
     from benchmark.datasets.download import OFFLINE_ENVS, download_file, is_offline

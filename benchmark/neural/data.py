@@ -110,15 +110,16 @@ def neural_dataset(*, download: bool = True, mirror: str | None = None, root: st
                    channel_split: str = "docstring") -> NeuralData:
     """The named dataset ``it-arcaro2020``: the three panels of the 2023 paper (monkey 1 PL and ML,
     monkey 2 ML) from the Arcaro 2020 release, fetched on first use. ``mirror``: a URL (of the zip,
-    or of a folder holding ``Arcaro2020.zip``) or a local zip/extracted folder; ``root``: the same
-    as a local path."""
-    from benchmark.neural.arcaro import load_arcaro2020
+    or of a folder holding ``Arcaro2020.zip``) or a local zip/extracted folder, copied into the cache
+    as a download would be; ``root``: a local zip/extracted folder read in place (nothing copied)."""
+    from benchmark.neural.arcaro import install_arcaro2020, load_arcaro2020
 
     local, url = _source(mirror)
-    local = root if root is not None else local
 
     def load() -> list[NeuralRecording]:
-        return load_arcaro2020(local, panels=panels, window=window, channel_split=channel_split,
+        if root is None and local is not None:  # a local mirror is fetched from like a remote one: into the cache
+            install_arcaro2020(local)
+        return load_arcaro2020(root, panels=panels, window=window, channel_split=channel_split,
                                download=download, url=url)
 
     return NeuralData(load, description="Arcaro, Ponce & Livingstone 2020 IT recordings (2023 paper's panels)")

@@ -18,6 +18,8 @@ User recordings: one ``.npz`` file (``numpy.savez``) with
 ``image_ids``             optional str ``(image,)``; default ``img000``, ``img001``, ...
 ``region``                optional str, one name or one per site ``(site,)``: one panel per region.
 ``subject``               optional str (default: the file name).
+``synthetic``             optional bool: the recordings are generated (``alignbench data generate``);
+                          records and figures of them are marked SYNTHETIC.
 ========================  =====================================================================
 """
 from __future__ import annotations
@@ -151,6 +153,7 @@ def load_recordings_npz(path: str | Path, *, regions: Sequence[str] | None = Non
         ids = [str(x) for x in data["image_ids"]] if "image_ids" in keys else [f"img{i:03d}" for i in range(n)]
         region = data["region"] if "region" in keys else np.asarray("all")
         subject = str(data["subject"]) if "subject" in keys else path.stem
+        notes = ["synthetic recordings (generated)"] if "synthetic" in keys and bool(data["synthetic"]) else []
     site_region = np.broadcast_to(np.asarray(region).astype(str), (s,)) if np.ndim(region) == 0 else np.asarray(region).astype(str)
     if site_region.shape != (s,):
         raise InvalidInputError(f"{path}: 'region' must be one name or one per site ({s}), got shape {site_region.shape}")
@@ -165,5 +168,5 @@ def load_recordings_npz(path: str | Path, *, regions: Sequence[str] | None = Non
         out.append(NeuralRecording(
             panel=f"{subject}-{name}", subject=subject, region=str(name), responses=responses[..., idx],
             images=images, image_ids=ids, site_ids=[f"site{i:03d}" for i in idx],
-            trials=None if trials is None else trials[..., idx], source=str(path)))
+            trials=None if trials is None else trials[..., idx], source=str(path), notes=list(notes)))
     return out

@@ -171,3 +171,25 @@ def random_release(folder: str | Path, *, n_images: int = 14, george_grid: int =
         responses[m] = bilinear_resize(rng.normal(size=(n_images, 3, 3, c)).astype(np.float32), g) \
             + 0.2 * rng.normal(size=(n_images, g, g, c))
     return write_release(folder, images, responses)
+
+
+def write_synthetic_recordings(path: str | Path, *, n_images: int = 24, grid: int = 5, n_sites: int = 16,
+                               n_trials: int = 6, seed: int = 0) -> Path:
+    """Write generated recordings in the users' ``.npz`` format (:mod:`benchmark.neural.recordings`),
+    marked ``synthetic``: smooth random site maps on a ``grid x grid`` of positions, ``n_trials`` noisy
+    trials each (so the split-half ceiling applies), one region "IT". Written atomically."""
+    import io
+
+    from benchmark.neural.resample import bilinear_resize
+    from model_zoo.fileio import atomic_write_bytes
+
+    if n_images < 3 or grid < 2 or n_sites < 1 or n_trials < 2:
+        raise InvalidInputError("synthetic recordings need >= 3 images, grid >= 2, >= 1 site and >= 2 trials")
+    rng = np.random.default_rng(seed)
+    images = make_images(n_images, seed)
+    mean = bilinear_resize(rng.normal(size=(n_images, 3, 3, n_sites)).astype(np.float32), grid)
+    trials = mean[None] + 0.5 * rng.normal(size=(n_trials, n_images, grid, grid, n_sites))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, trials=trials.astype(np.float32), images=np.clip(images, 0, 255).astype(np.uint8),
+                        region=np.asarray("IT"), subject=np.asarray(Path(path).stem), synthetic=np.asarray(True))
+    return atomic_write_bytes(path, buf.getvalue())

@@ -60,10 +60,13 @@ class Chunk:
 
     ``columns``: equal-length 1-D arrays named by the task's ``columns``; ``extras``: JSON-able
     summary parts that cannot be recomputed from the rows (merged into the record; tasks whose
-    summary follows from the rows leave it empty)."""
+    summary follows from the rows leave it empty); ``arrays``: per-row arrays too large for the
+    scores file (the maps task's ``"maps"``, (n, 224, 224)), kept only by a run that saves them
+    (``--save-maps``)."""
 
     columns: dict[str, np.ndarray]
     extras: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         first = next(iter(self.columns.values()), None)
@@ -101,6 +104,8 @@ class Task(ABC):
     revision: ClassVar[str]
     #: whether a distributed executor may split the rows by :meth:`parts` (one worker per part)
     splittable: ClassVar[bool] = False
+    #: whether its chunks carry each image's map (``Chunk.arrays["maps"]``), which ``--save-maps`` keeps
+    has_maps: ClassVar[bool] = False
 
     def __init__(self, data: Any) -> None:
         self.data = data

@@ -71,6 +71,7 @@ class MapsTask(Task):
     columns = ("image_id", "label", "pred", "spearman", "dice", "iou")
     revision = "maps/1"
     splittable = True
+    has_maps = True
 
     def parts(self) -> Sequence[str]:
         """The dataset's files (shards), for executors that score one file per worker."""
@@ -104,7 +105,7 @@ class MapsTask(Task):
             cols = score_batch(maps, batch.heatmaps, ranked if ranked is not None else ranks.get(batch.ids, batch.heatmaps))
             cols.update(image_id=np.asarray(batch.ids), label=np.asarray(batch.labels, dtype=np.int64),
                         pred=np.asarray(logits).argmax(axis=1).astype(np.int64))
-            yield Chunk({k: cols[k] for k in self.columns})
+            yield Chunk({k: cols[k] for k in self.columns}, arrays={"maps": maps})
             ctx.progress(len(batch.labels))
 
     def summarize(self, columns: Mapping[str, np.ndarray], extras: Mapping[str, Any],

@@ -19,7 +19,7 @@ from model_zoo.catalog import ModelSpec
 from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import atomic_output, cache_dir, sha256_file
 from model_zoo.frameworks import import_torch
-from model_zoo.weights import Built, WeightsRequest, offline, unavailable
+from model_zoo.weights import Built, WeightsRequest, downloads_allowed, unavailable
 
 torch = import_torch()
 nn = torch.nn
@@ -112,7 +112,7 @@ def _pretrained_into(spec: ModelSpec, name: str, model, open_clip):
     from huggingface_hub import constants, hf_hub_download
 
     was_offline = constants.HF_HUB_OFFLINE
-    if offline():
+    if not downloads_allowed(constants.ENDPOINT):
         constants.HF_HUB_OFFLINE = True  # for this call only (restored below)
     try:
         for fname in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):

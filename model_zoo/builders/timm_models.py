@@ -3,7 +3,7 @@ Hugging Face hub integration and its cache (``HF_HOME``), which honours ``HF_HUB
 from __future__ import annotations
 
 from model_zoo.catalog import ModelSpec
-from model_zoo.weights import Built, WeightsRequest, offline, torch_file_into, unavailable
+from model_zoo.weights import Built, WeightsRequest, downloads_allowed, torch_file_into, unavailable
 
 
 def build(spec: ModelSpec, request: WeightsRequest) -> Built:
@@ -29,7 +29,7 @@ def _pretrained(spec: ModelSpec, timm) -> Built:
 
     was_offline = constants.HF_HUB_OFFLINE
     try:
-        if offline():
+        if not downloads_allowed(constants.ENDPOINT):
             constants.HF_HUB_OFFLINE = True  # timm reads the hub's flag; make ours count too (this call only)
         model = timm.create_model(spec.source_id, pretrained=True, num_classes=1000)
     except Exception as exc:  # hub/HTTP/offline errors all mean "not available here"

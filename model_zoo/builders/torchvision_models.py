@@ -8,7 +8,7 @@ from pathlib import Path
 from model_zoo.catalog import ModelSpec
 from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import sha256_file
-from model_zoo.weights import Built, WeightsRequest, load_into, offline, torch_file_into, unavailable
+from model_zoo.weights import Built, WeightsRequest, downloads_allowed, load_into, offline, torch_file_into, unavailable
 
 
 def build(spec: ModelSpec, request: WeightsRequest) -> Built:
@@ -28,8 +28,9 @@ def build(spec: ModelSpec, request: WeightsRequest) -> Built:
     except KeyError:
         raise InvalidInputError(f"catalog row {spec.id!r}: torchvision has no weights {tag!r} for {name!r}") from None
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
-    if offline() and not cached.is_file():
-        raise unavailable(spec.id, enum.url, cached, "offline mode and not in torch's hub cache")
+    if not cached.is_file() and not downloads_allowed(enum.url):
+        why = "offline mode" if offline() else "no network (the download host is unreachable)"
+        raise unavailable(spec.id, enum.url, cached, f"{why} and not in torch's hub cache")
     try:
         state = torch.hub.load_state_dict_from_url(enum.url, progress=False, check_hash=True, weights_only=True)
     except Exception as exc:

@@ -57,7 +57,7 @@ class TrainConfig:
     mixup_prob: float = 0.5  # fraction of images mixed (the paper's code: each pair with p = 0.5)
     clickme_fraction: float = 0.2  # sampling weight of ClickMe vs ImageNet (0.2 / 0.8)
     # precision and bookkeeping
-    precision: str = "fp32"  # "fp32" | "bf16" | "fp16" (fp16: GradScaler on CUDA)
+    precision: str = "float32"  # "float32" | "bfloat16" | "float16" (float16: GradScaler on CUDA)
     channels_last: bool = False
     checkpoint_every: int = 1000  # steps; 0 = only at the end
     log_every: int = 1
@@ -76,7 +76,7 @@ class TrainConfig:
             return InvalidInputError(f"training config: {name}={getattr(self, name)!r} {why}")
 
         choices = {"framework": ("torch", "tf"), "init": ("random", "pretrained"), "schedule": ("cosine", "step"),
-                   "saliency_reduction": ("mean", "max"), "precision": ("fp32", "bf16", "fp16")}
+                   "saliency_reduction": ("mean", "max"), "precision": ("float32", "bfloat16", "float16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise bad(name, f"is not one of {', '.join(allowed)}")
@@ -103,6 +103,8 @@ class TrainConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+#: short precision spellings accepted (and replaced by the full name) in configs and ``--set``
+PRECISION_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def merge(config: TrainConfig, changes: Mapping[str, Any], *, source: str) -> TrainConfig:
@@ -115,6 +117,8 @@ def merge(config: TrainConfig, changes: Mapping[str, Any], *, source: str) -> Tr
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise InvalidInputError(f"{source}: unknown training option {key!r}{hint}")
         values[key] = _coerce(key, value, source)
+        if key == "precision":  # the short spellings of earlier config files and --set
+            values[key] = PRECISION_ALIASES.get(values[key], values[key])
     return TrainConfig(**values)
 
 

@@ -15,12 +15,21 @@ RESUME_KEYS = ("model", "harmonize", "seed", "epochs", "batch_size", "steps_per_
 @dataclass
 class TrainResult:
     """``steps`` done in total, the run's ``output_dir``, the exported model folder (``None`` when not
-    exported) and the last step's metrics."""
+    exported), the last step's metrics, and the step this call started from (``resumed_from``: 0 for
+    a fresh run, the checkpoint's step when it resumed; ``steps - resumed_from`` were trained now)
+    out of the run's ``total_steps``."""
 
     steps: int
     output_dir: Path
     export_dir: Path | None
     last_metrics: dict[str, float]
+    resumed_from: int = 0
+    total_steps: int | None = None
+
+    @property
+    def trained_now(self) -> int:
+        """Optimizer steps this call took."""
+        return self.steps - self.resumed_from
 
 
 def check_resumable(saved: Mapping[str, Any], config: Any, where: Path) -> None:

@@ -120,11 +120,11 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
     if config.batch_size % replicas:
         raise InvalidInputError(f"batch_size {config.batch_size} is not divisible by the {replicas} replicas")
     previous_policy = keras.mixed_precision.global_policy()
-    if config.precision != "fp32":
+    if config.precision != "float32":
         # Keras policy: layers compute in bf16/fp16 and keep float32 variables; the loss casts the
         # logits and the saliency to float32 (loss_tf._f32). fp16 gets Keras' loss scaling. The
         # policy applies to layers built now (a model built by the caller keeps its own).
-        keras.mixed_precision.set_global_policy("mixed_bfloat16" if config.precision == "bf16" else "mixed_float16")
+        keras.mixed_precision.set_global_policy("mixed_bfloat16" if config.precision == "bfloat16" else "mixed_float16")
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         try:
@@ -134,7 +134,7 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
         arch = arch or built_arch or _keras_arch(model, config)
         optimizer = keras.optimizers.SGD(learning_rate=config.peak_lr, momentum=config.momentum,
                                          nesterov=config.nesterov and config.momentum > 0)
-        if config.precision == "fp16":
+        if config.precision == "float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
@@ -153,6 +153,7 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
     manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=2)
     if (ckpt_dir / "position.json").is_file():
         pos = _restore(ckpt_dir, checkpoint, config, aug, replicas)
+    resumed_from = pos["step"]
     log = MetricsLog(out / "metrics.csv", resume_step=pos["step"],
                      tensorboard_dir=out / "tensorboard" if config.tensorboard else None)
     atomic_write_json(out / "config.json", config.to_dict())
@@ -202,7 +203,7 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
         export_dir = export_model(model, out / "export", arch, harmonized=config.harmonize,
                                   training={**config.to_dict(), "steps": pos["step"], "replicas": replicas,
                                             "strategy": type(strategy).__name__})
-    return TrainResult(pos["step"], out, export_dir, metrics)
+    return TrainResult(pos["step"], out, export_dir, metrics, resumed_from=resumed_from, total_steps=total)
 
 
 def _steps_per_epoch(config: TrainConfig, data: D.DataSource) -> int:

@@ -163,9 +163,9 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
                 model, device_ids=[d.local_rank] if device.type == "cuda" else None)
         opt = torch.optim.SGD(model.parameters(), lr=config.peak_lr, momentum=config.momentum,
                               nesterov=config.nesterov and config.momentum > 0)
-        use_scaler = config.precision == "fp16" and device.type == "cuda"
+        use_scaler = config.precision == "float16" and device.type == "cuda"
         scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
-        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+        amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(config.precision)
         spe = _steps_per_epoch(config, data, d.world)
         schedule = schedule_from_config(config, spe)
         total = config.epochs * spe if config.max_steps is None else min(config.max_steps, config.epochs * spe)
@@ -175,6 +175,7 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
         ckpt = out / "checkpoints" / "last.pt"
         if ckpt.is_file():
             pos = _restore(ckpt, config, model, opt, scaler, aug, d)
+        resumed_from = pos["step"]
         log = None
         if d.rank == 0:
             log = MetricsLog(out / "metrics.csv", resume_step=pos["step"],
@@ -232,7 +233,7 @@ def train(model: Any, data: D.DataSource, config: TrainConfig | Mapping[str, Any
         if export and d.rank == 0:
             export_dir = export_model(model, out / "export", arch, harmonized=config.harmonize,
                                       training={**config.to_dict(), "steps": pos["step"], "world_size": d.world})
-        return TrainResult(pos["step"], out, export_dir, metrics)
+        return TrainResult(pos["step"], out, export_dir, metrics, resumed_from=resumed_from, total_steps=total)
     finally:
         if d.initialised_here:
             dist.destroy_process_group()

@@ -85,7 +85,8 @@ def site_results(root: Path) -> Path:
     """A results folder like the maintainers', and its pin table ``root/known_datasets.json``
     (:data:`SITE_PINS`), no framework imported:
 
-    * ``clickme-val`` (a small fake dataset of that name, pinned): two catalog models, a random-weight
+    * ``clickme-val`` (a small fake dataset of that name, pinned): two catalog models (``good-model`` with
+      its saved maps and the dataset's gallery reference, ``--save-maps``), a random-weight
       control (``anti-model+random``), the published points, one valid submission whose text carries
       HTML payloads (``tiny-net``), and one preview submission that must be left out;
     * ``synthetic-fake`` (generated, pinned as synthetic): a catalog model and a submission (``tiny-synth``);
@@ -110,8 +111,9 @@ def site_results(root: Path) -> Path:
                (ds, "anti-model", "random", 70.0), (synth, "good-model", "pretrained", 81.0),
                (other, "good-model", "pretrained", 81.0)]
     for i, (data, model, weights, top1) in enumerate(catalog):
+        # the first run also saves its maps: its page's gallery and clickme-val's gallery reference
         config = runner.RunConfig(dataset=data.name, models=[model], results_dir=results, batch_size=6, device="cpu",
-                                  progress=False, weights=weights)
+                                  progress=False, weights=weights, save_maps=i == 0)
         outcome = runner.run(config, task=MapsTask(data), loader=fake_loader()).outcomes[0]
         path = results / data.name / f"{outcome.model}.json"
         rec = json.loads(path.read_text())
