@@ -4,7 +4,7 @@ Generates a ClickMe-format dataset, then measures in one process:
   t_e2e  = seconds per image of the whole job (`benchmark.job.Job.run`: the path of every `run`) (decode, preprocess, saliency,
            scoring, chunk writes), ResNet-50 with random weights on CPU;
   t_sal  = seconds per image of `adapter.saliency` alone on batches already in memory.
-Prints t_e2e / t_sal (target <= 1.2: the data pipeline and scoring hide behind model compute).
+Prints t_e2e / t_sal (target <= 1.05, issue 17: the data pipeline and scoring hide behind model compute).
 
     python bench/bench_run_pipeline.py [--images 256] [--batch-size 16] [--model tv_resnet50] [--rounds 3]
 """
@@ -65,7 +65,7 @@ def main() -> None:
           f"median of {args.rounds} interleaved rounds")
     print(f"saliency only      : {1000 * t_sal:.1f} ms/image")
     print(f"end-to-end run     : {1000 * t_e2e:.1f} ms/image")
-    print(f"ratio e2e/saliency : {t_e2e / t_sal:.3f}  (target <= 1.2)")
+    print(f"ratio e2e/saliency : {t_e2e / t_sal:.3f}  (target <= 1.05)")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,16 @@ ImageNet-pretrained network (EfficientNet-Lite0 from the ``test`` extra, scikit-
 each explained for its float32 top-1 class): the per-image Spearman rho between the bf16 and the fp32
 saliency maps (min / median), and whether the top-1 class changes. A mean score can hide it.
 
+``--fast-paths`` (e.g. ``channels_last,compile,batch2x``) prints instead, for the torch ResNet-50
+(random weights), per float32 fast path (:data:`model_zoo.adapters.base.FAST_PATHS`, and
+``batch2x``: eager with twice the batch): the speed-up per image over today's float32 eager path
+(median of interleaved per-round ratios) and the minimum per-image Spearman rho of its maps against
+the eager maps. Target: >= 1.5x at agreement >= 0.999; a faster path below 0.999 is reported, not
+made the default.
+
     nice python bench/bench_saliency.py [--batch 16] [--repeat 5] [--precision bfloat16|none]
                                         [--frameworks torch,keras] [--images 32] [--maps | --no-maps]
+                                        [--fast-paths channels_last,compile,batch2x]
     (the maps part alone: PYTHONPATH=. python bench/bench_saliency.py --frameworks none --precision none)
 """
 from __future__ import annotations
@@ -67,8 +75,9 @@ def bench_torch(x: np.ndarray, labels: np.ndarray, repeat: int) -> float:
     module = adapter.module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
-    gain, offset, _ = adapter._gain_offset
-    x_nchw = torch.addcmul(offset, torch.from_numpy(x).permute(0, 3, 1, 2), gain).contiguous()
+    from model_zoo.preprocessing_torch import TorchPreprocess  # the adapter's own preprocessing, done ahead
+
+    x_nchw = TorchPreprocess(adapter.preprocess)(torch.from_numpy(x).permute(0, 3, 1, 2)).contiguous()
     index = torch.from_numpy(labels).view(-1, 1)
 
     def bare():
@@ -86,8 +95,9 @@ def bench_keras(x: np.ndarray, labels: np.ndarray, repeat: int) -> float:
     tf = import_tensorflow()
     adapter = model_zoo.load("keras_resnet50", weights="random")
     model = adapter.logits_model
-    gain, offset, order = adapter._affine
-    x_model = tf.constant(tf.gather(tf.constant(x), order, axis=-1) * gain + offset)  # caffe: BGR, mean
+    from model_zoo.preprocessing_tf import TFPreprocess  # the adapter's own preprocessing, done ahead
+
+    x_model = tf.constant(TFPreprocess(adapter.preprocess)(tf.constant(x)))  # caffe: BGR, mean
     y = tf.constant(labels)
 
     @tf.function
@@ -154,6 +164,55 @@ def bench_bf16_maps(precision: str = "bfloat16") -> None:
               f"top-1 changed for {int((llow.argmax(1) != l32.argmax(1)).sum())} of {len(x)}", flush=True)
 
 
+def bench_fast_paths(paths: list[str], batch: int, repeat: int) -> dict[str, tuple[float, float]]:
+    """{path: (speed-up per image over float32 eager, min per-image Spearman vs eager maps)}."""
+    import copy
+
+    from benchmark.metrics import spearman
+    from model_zoo.adapters.torch_adapter import TorchAdapter
+
+    torch = import_torch()
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (2 * batch, 224, 224, 3)).astype(np.float32)
+    labels = rng.integers(0, 1000, 2 * batch)
+    eager = model_zoo.load("tv_resnet50", weights="random", batch_size=2 * batch)
+    adapters = {}
+    for path in paths:
+        if path == "batch2x":
+            continue
+        adapter = TorchAdapter(copy.deepcopy(eager.module), eager.preprocess, spec=eager.spec, batch_size=2 * batch)
+        adapter.set_fast_path(path)
+        adapters[path] = adapter
+    half = slice(0, batch)
+    fns = {"eager": lambda: eager.saliency(x[half], labels[half])}
+    for path, adapter in adapters.items():
+        fns[path] = lambda a=adapter: a.saliency(x[half], labels[half])
+    if "batch2x" in paths:
+        fns["batch2x"] = lambda: eager.saliency(x, labels)
+    compile_start = time.perf_counter()
+    times = interleaved(fns, repeat)  # its warm-up round compiles
+    print(f"fast paths: ResNet-50 random weights, batch {batch}, {torch.get_num_threads()} threads, "
+          f"{repeat} interleaved rounds after a warm-up round of {time.perf_counter() - compile_start:.0f}s "
+          f"(compilation included)", flush=True)
+    def maps_of(adapter) -> np.ndarray:  # in calls of `batch` images: a compiled path keeps its one shape
+        return np.concatenate([adapter.saliency(x[i:i + batch], labels[i:i + batch]) for i in (0, batch)])
+
+    reference = maps_of(eager)
+    out = {}
+    for path in paths:
+        per_image = 2 if path == "batch2x" else 1  # batch2x does twice the images per call
+        ratios = [e * per_image / p for e, p in zip(times["eager"], times[path])]
+        maps = maps_of(adapters[path]) if path in adapters else eager.saliency(x, labels)
+        agreement = float(np.nanmin(spearman(maps, reference)))
+        speed = statistics.median(ratios)
+        verdict = "meets target" if speed >= 1.5 and agreement >= 0.999 else (
+            "faster but maps differ: not a default" if agreement < 0.999 else "below 1.5x")
+        print(f"  {path:<14} speed-up {speed:.2f}x (per-round {', '.join(f'{r:.2f}' for r in ratios)}), "
+              f"min per-image Spearman vs eager {agreement:.6f}: {verdict}", flush=True)
+        out[path] = (speed, agreement)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=16)
@@ -163,7 +222,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=32, help="generated images for the Spearman change")
     parser.add_argument("--maps", action=argparse.BooleanOptionalAction, default=True,
                         help="bf16 vs fp32 map agreement on the pretrained EfficientNet-Lite0 (test extra)")
+    parser.add_argument("--fast-paths", default="", help="comma list of channels_last, compile, batch2x: "
+                        "only the fast-path comparison runs")
     args = parser.parse_args()
+    if args.fast_paths:
+        bench_fast_paths(args.fast_paths.split(","), args.batch, args.repeat)
+        return
     if args.maps:
         bench_bf16_maps(args.precision if args.precision != "none" else "bfloat16")
     x = np.random.default_rng(0).uniform(0, 255, (args.batch, 224, 224, 3)).astype(np.float32)

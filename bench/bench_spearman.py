@@ -11,7 +11,9 @@ than sorting), prints:
                                                                                    target <= 3x
   (3) the largest |rho - scipy's rho|                                              target <= 1e-6
 
-and, for reference, ``spearman(a, b)`` which ranks both stacks. The candidates are timed in
+and, for reference, ``spearman(a, b)`` which ranks both stacks, and (2) with each permutation-sort
+kernel forced (``$ALIGNBENCH_SORT_KERNEL``: radix / packed; ``ranked`` uses ``auto``, the kernel
+timed fastest on this CPU, once per process and map size). The candidates are timed in
 interleaved rounds (one run of each per round) and each time is the median over ``--repeat``
 rounds, so a burst of load from other processes hits all of them alike and moves the ratios
 little. With ``--cuda`` and a GPU, the torch path is timed too.
@@ -21,6 +23,7 @@ little. With ``--cuda`` and a GPU, the torch path is timed too.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 from typing import Callable
@@ -29,6 +32,7 @@ import numpy as np
 from scipy import stats
 
 from benchmark.metrics import rank_maps, spearman, spearman_ranked
+from benchmark.ranking import SORT_KERNEL_ENV
 
 
 def make_maps(kind: str, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -61,6 +65,19 @@ def scipy_loop(model: np.ndarray, human: np.ndarray) -> np.ndarray:
         return np.array([stats.spearmanr(m.ravel(), h.ravel())[0] for m, h in zip(model, human)])
 
 
+def forced(ranked, model: np.ndarray, kernel: str) -> np.ndarray:
+    """spearman_ranked with the permutation-sort kernel forced."""
+    saved = os.environ.get(SORT_KERNEL_ENV)
+    os.environ[SORT_KERNEL_ENV] = kernel
+    try:
+        return spearman_ranked(ranked, model)
+    finally:
+        if saved is None:
+            del os.environ[SORT_KERNEL_ENV]
+        else:
+            os.environ[SORT_KERNEL_ENV] = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=64, help="pairs of maps (default 64)")
@@ -73,7 +90,8 @@ def main() -> None:
     ranked = rank_maps(human)
     print(f"{args.n} pairs of {args.size}x{args.size} float32 maps; median of {args.repeat} interleaved rounds")
     header = (f"{'model maps':<11} {'scipy loop':>10} {'ranked':>8} {'np.sort':>8} "
-              f"{'(1) speed-up':>12} {'(2) / sort':>10} {'(3) max|diff|':>13} {'spearman(a,b)':>13}")
+              f"{'(1) speed-up':>12} {'(2) / sort':>10} {'(3) max|diff|':>13} {'spearman(a,b)':>13} "
+              f"{'radix/sort':>10} {'packed/sort':>10}")
     print(header)
     for kind in ("random", "relu-zeros", "quantised", "8-levels"):
         model = make_maps(kind, args.n, args.size, rng)
@@ -87,10 +105,13 @@ def main() -> None:
             "ours": lambda: spearman_ranked(ranked, model),
             "sort": lambda: np.sort(flat, axis=-1),
             "both": lambda: spearman(model, human),
+            "radix": lambda: forced(ranked, model, "radix"),
+            "packed": lambda: forced(ranked, model, "packed"),
         }, args.repeat)
         t_scipy, t_ours, t_sort, t_both = t["scipy"], t["ours"], t["sort"], t["both"]
         print(f"{kind:<11} {t_scipy * 1e3:>8.1f}ms {t_ours * 1e3:>6.1f}ms {t_sort * 1e3:>6.1f}ms "
-              f"{t_scipy / t_ours:>11.1f}x {t_ours / t_sort:>9.2f}x {diff:>13.1e} {t_both * 1e3:>11.1f}ms")
+              f"{t_scipy / t_ours:>11.1f}x {t_ours / t_sort:>9.2f}x {diff:>13.1e} {t_both * 1e3:>11.1f}ms "
+              f"{t['radix'] / t_sort:>9.2f}x {t['packed'] / t_sort:>9.2f}x")
     if args.cuda:
         import torch
 

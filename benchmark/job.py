@@ -130,12 +130,18 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def identity(task: Task, model: ModelRef, *, precision: str, limit: int | None) -> dict[str, Any]:
-    """Everything that defines a model's record on ``task`` (compared in full before reusing it)."""
-    return {"task": task.kind, "revision": task.revision, "dataset_fingerprint": task.fingerprint(),
-            "settings": task.settings(), "model_id": model.model_id, "weights": model.weights,
-            "weights_sha256": model.weights_sha256, "preprocess": model.preprocess, "precision": precision,
-            "limit": limit}
+def identity(task: Task, model: ModelRef, *, precision: str, limit: int | None,
+             fast_path: str = "eager") -> dict[str, Any]:
+    """Everything that defines a model's record on ``task`` (compared in full before reusing it).
+    A fast path other than ``eager`` reorders float32 arithmetic (maps agree to rounding, not bit
+    for bit), so it is part of the identity; ``eager`` adds nothing (older records stay valid)."""
+    out = {"task": task.kind, "revision": task.revision, "dataset_fingerprint": task.fingerprint(),
+           "settings": task.settings(), "model_id": model.model_id, "weights": model.weights,
+           "weights_sha256": model.weights_sha256, "preprocess": model.preprocess, "precision": precision,
+           "limit": limit}
+    if fast_path != "eager":
+        out["fast_path"] = fast_path
+    return out
 
 
 def _json(value: Any) -> Any:
@@ -246,6 +252,7 @@ class JobConfig:
     save_maps: bool = False  # also keep every image's map (benchmark.maps_store), for tasks that have maps
     progress: Callable[[str, int, int], Callable[[int], Any]] | None = None  # (label, total, done) -> update(n)
     options: Mapping[str, Any] = field(default_factory=dict)
+    fast_path: str = "eager"  # torch models: model_zoo.adapters.torch_adapter.FAST_PATHS
 
 
 class Job:
@@ -258,7 +265,8 @@ class Job:
         self.loader = loader
         self.shared = shared if shared is not None else {}
         self.model = target if isinstance(target, ModelRef) else self._resolve(target)
-        self.identity = identity(task, self.model, precision=config.precision, limit=config.limit)
+        self.identity = identity(task, self.model, precision=config.precision, limit=config.limit,
+                                 fast_path=config.fast_path)
         self.record_path = records.record_path(config.results_dir, task.name, self.model.record_id)
         self.scores_path = records.scores_path(config.results_dir, task.name, self.model.record_id)
 
@@ -369,10 +377,16 @@ class Job:
 
         loader = self.loader or model_zoo.load
         try:
-            return loader(self.model.target, weights=self.model.load_weights, device=self.config.device,
-                          precision=self.config.precision)
+            adapter = loader(self.model.target, weights=self.model.load_weights, device=self.config.device,
+                             precision=self.config.precision)
         except Exception as exc:  # noqa: BLE001 - loading a model: whatever it raised is the model's failure
             raise ModelFailure(f"{type(exc).__name__}: {exc}") from exc
+        if self.config.fast_path != "eager":
+            if not hasattr(adapter, "set_fast_path"):
+                raise ModelFailure(f"--fast-path {self.config.fast_path}: only PyTorch models have fast paths; "
+                                   f"{self.record_id} is {getattr(adapter, 'framework', type(adapter).__name__)}")
+            adapter.set_fast_path(self.config.fast_path)
+        return adapter
 
     # -- writing
     def failed(self, reason: str, started: float) -> ModelOutcome:
@@ -408,7 +422,8 @@ class Job:
                 "dataset_fingerprint": self.task.fingerprint(), "dataset_synthetic": self.task.synthetic,
                 "model": self.record_id, "model_id": self.model.model_id, "weights": self.model.weights,
                 "preprocess": self.model.preprocess, "preprocess_origin": self.model.preprocess_origin,
-                "precision": self.config.precision, "limit": self.config.limit, "identity": _json(self.identity)}
+                "precision": self.config.precision, "fast_path": self.config.fast_path, "limit": self.config.limit,
+                "identity": _json(self.identity)}
 
 
 def spec_fields(adapter: Any, record_id: str, weights: str = "pretrained") -> dict[str, Any]:

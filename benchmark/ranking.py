@@ -10,10 +10,11 @@ How the CPU path stays within about one plain ``np.sort`` of the model maps (mea
 
 * float32 maps of >= ``_ROW_PATH_MIN_PIXELS`` pixels (saliency maps) are scored one map at a
   time, so every temporary stays in cache. Exact zeros (ReLU dead regions, |grad| = 0) are left
-  out of the sort -- their average rank follows from their count. The other pixels are sorted by
-  a two-pass LSD radix sort of order-preserving uint32 keys (numpy's stable argsort of 16-bit
-  keys is a radix sort), which gives the order and the permutation for about the price of
-  ``np.sort`` of the floats. Maps with few distinct values (binary masks, coarse quantisation)
+  out of the sort -- their average rank follows from their count. The other pixels' floats are
+  mapped to order-preserving uint32 keys and stably sorted, order and permutation together, by
+  whichever of two kernels is faster on this CPU, timed once per process and map size
+  (:func:`sort_kernel`): a two-pass LSD radix sort (numpy's stable argsort of 16-bit keys is a
+  radix sort) or numpy's SIMD sort of (key << 32 | index) uint64 words. Maps with few distinct values (binary masks, coarse quantisation)
   are not sorted at all: each value's average rank follows from counts, and one bincount sums
   the reference ranks per value (:func:`_value_index`, with a cost model choosing).
 * Without ties the rank at sorted position j is j, so the numerator of the correlation is a
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +50,8 @@ import numpy as np
 
 from model_zoo.errors import InvalidInputError
 
-__all__ = ["METRIC_DTYPE_ENV", "RankedMaps", "metric_dtype", "metric_maps", "rank_maps", "spearman_ranked",
-           "spearman"]
+__all__ = ["METRIC_DTYPE_ENV", "SORT_KERNEL_ENV", "RankedMaps", "metric_dtype", "metric_maps", "rank_maps", "spearman_ranked",
+           "spearman", "spearman_ranked_torch", "sort_kernel"]
 
 METRIC_DTYPE_ENV = "ALIGNBENCH_METRIC_DTYPE"
 METRIC_DTYPES = ("float32", "native")  # float32: the paper's cast (default); native: float64 kept exactly
@@ -378,7 +380,9 @@ def _row_numerator(x: np.ndarray, h: np.ndarray, positions: np.ndarray) -> tuple
         index, d = indexed
         counts = np.bincount(index, minlength=d).astype(np.float64)
         centred = _value_centred_ranks(counts, n)
-        num = float(np.dot(centred, np.bincount(index, weights=h, minlength=d)))
+        # a gather from the d-entry table and one dot: cheaper than a weighted bincount, and
+        # exact as well (half-integer products, see above)
+        num = float(np.einsum("i,i->", centred.take(index), h.astype(np.float64)))  # no BLAS threads
         return num, _ss(n, float(np.sum(counts**3 - counts))), False
     srt = _row_sort(x)
     if srt is None:
@@ -479,7 +483,7 @@ def _value_index(x: np.ndarray) -> tuple[np.ndarray, int] | None:
     nonzero_fraction = np.count_nonzero(sample) / sample.size
     if values.size + 4 > _COUNT_BREAK_EVEN * nonzero_fraction or np.isnan(values[-1]):
         return None
-    at_most = np.zeros(n, dtype=np.intp)  # number of values <= each pixel
+    at_most = np.zeros(n, dtype=np.uint8)  # number of values <= each pixel (<= _COUNT_MAX_VALUES: a byte)
     mask = np.empty(n, dtype=bool)
     for v in values:
         np.greater_equal(x, v, out=mask)
@@ -520,17 +524,82 @@ def _row_sort(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int] | None:
     v = bits.take(pixel) if z else bits.copy()
     # order-preserving map of float32 bits to uint32: negatives flip all bits, others the sign
     v ^= (np.uint32(0) - (v >> np.uint32(31))) | np.uint32(0x80000000)
-    low_first = np.argsort(v.astype(np.uint16), kind="stable")  # radix pass on the low 16 bits
-    v = v.take(low_first)
-    high_then = np.argsort((v >> np.uint32(16)).astype(np.uint16), kind="stable")
-    v = v.take(high_then)
-    order = low_first.take(high_then)  # sorted position -> index among the non-zero pixels
+    v, order = _SORT_KERNELS[sort_kernel(v)](v)  # order: sorted position -> index among the non-zero pixels
     # NaNs map above +inf (0xff800000) or, with the sign bit set, below -inf (0x007fffff)
     if m and (v[-1] > 0xFF800000 or v[0] < 0x007FFFFF):
         return None
     if z:
         order = pixel.take(order)
     return v, order, z, int(np.searchsorted(v, 0x80000000))
+
+
+def _radix_sort(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable sort of uint32 keys (m,): (sorted keys, permutation as intp). Two LSD passes of
+    numpy's stable argsort of 16-bit keys, which is a counting radix sort."""
+    low_first = np.argsort(v.astype(np.uint16), kind="stable")  # radix pass on the low 16 bits
+    v = v.take(low_first)
+    high_then = np.argsort((v >> np.uint32(16)).astype(np.uint16), kind="stable")
+    return v.take(high_then), low_first.take(high_then)
+
+
+_KEY_WORD, _INDEX_WORD = (1, 0) if sys.byteorder == "little" else (0, 1)  # uint32 halves of a uint64
+
+
+def _packed_sort(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable sort of uint32 keys (m,), same result as :func:`_radix_sort`: each key is packed
+    with its index into one uint64 (key high, index low), so numpy's SIMD ``np.sort`` of uint64
+    (x86-simd-sort on AVX2 / AVX-512) orders keys and breaks ties by index in one pass."""
+    m = v.size
+    packed = np.empty(m, dtype=np.uint64)
+    words = packed.view(np.uint32)
+    words[_KEY_WORD::2] = v
+    words[_INDEX_WORD::2] = np.arange(m, dtype=np.uint32)
+    packed.sort()
+    return words[_KEY_WORD::2].copy(), words[_INDEX_WORD::2].astype(np.intp)
+
+
+SORT_KERNEL_ENV = "ALIGNBENCH_SORT_KERNEL"
+_SORT_KERNELS = {"radix": _radix_sort, "packed": _packed_sort}
+_CALIBRATION_ROUNDS = 3
+_kernel_choice: dict[tuple[int, str], str] = {}  # (size bucket = bit length of m, input kind) -> fastest kernel
+_KIND_SAMPLE = 512  # keys sampled to tell a tie-heavy input (quantised maps) from a continuous one
+
+
+def sort_kernel(keys: np.ndarray) -> str:
+    """The permutation sort used for uint32 `keys` (m,): ``"radix"`` or ``"packed"``.
+
+    ``$ALIGNBENCH_SORT_KERNEL`` (``radix`` / ``packed`` / ``auto``, default ``auto``) forces
+    one. Under ``auto`` the two are timed, interleaved, on the first real row of each input kind
+    that this process sorts -- size bucket (m within a factor 2) and whether the keys are
+    tie-heavy (quantised maps: under 90% distinct in a strided sample) or continuous -- and the
+    faster is kept for that kind: which wins depends on the CPU's SIMD sort (numpy's uint64 sort
+    is vectorised on AVX2 / AVX-512, its 16-bit radix argsort is not) and on the ties, so it is
+    measured rather than assumed. Both kernels return the identical stable order, so the choice
+    never changes a rank or a score.
+    """
+    forced = os.environ.get(SORT_KERNEL_ENV, "").strip().lower() or "auto"
+    if forced in _SORT_KERNELS:
+        return forced
+    if forced != "auto":
+        raise InvalidInputError(f"{SORT_KERNEL_ENV}={forced!r}: expected auto, {' or '.join(_SORT_KERNELS)}")
+    sample = np.sort(keys[:: max(1, keys.size // _KIND_SAMPLE)])
+    distinct = 1 + int(np.count_nonzero(sample[1:] != sample[:-1])) if sample.size else 0
+    kind = (int(keys.size).bit_length(), "ties" if distinct < 0.9 * sample.size else "continuous")
+    if kind not in _kernel_choice:
+        _kernel_choice[kind] = _calibrate(keys)
+    return _kernel_choice[kind]
+
+
+def _calibrate(keys: np.ndarray) -> str:
+    """The faster kernel on `keys`: best of _CALIBRATION_ROUNDS interleaved timings each, so a
+    burst of load from other processes hits both alike (about 10 ms for a 224x224 map)."""
+    best = {name: float("inf") for name in _SORT_KERNELS}
+    for _ in range(_CALIBRATION_ROUNDS):
+        for name, kernel in _SORT_KERNELS.items():
+            start = time.perf_counter()
+            kernel(keys)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return min(best, key=best.__getitem__)
 
 
 def _row_runs(v: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -650,6 +719,15 @@ def _torch_pearson(a: Any, b: Any, undefined: Any) -> np.ndarray:
     num = (a * b).sum(dim=1)
     ss_a, ss_b = (a * a).sum(dim=1), (b * b).sum(dim=1)
     return _finish(*(t.cpu().numpy() for t in (num, ss_a, ss_b, undefined)))
+
+
+def spearman_ranked_torch(ranked: RankedMaps, maps: Any, index: Any = None) -> np.ndarray:
+    """:func:`spearman_ranked` computed by the torch algorithm (``torch.sort`` on the tensor's own
+    device) whatever the device: the path CUDA tensors take, callable on CPU tensors so it is
+    checked where there is no GPU (tests, ``bench/gpu_smoke.sh --dry``). `maps`: a torch tensor."""
+    if not _is_torch(maps):
+        raise InvalidInputError(f"maps: spearman_ranked_torch takes a torch tensor, got {type(maps).__name__}")
+    return _spearman_ranked_torch(ranked, maps, _resolve_index(ranked, index))
 
 
 def _spearman_ranked_torch(ranked: RankedMaps, maps: Any, rows_idx: np.ndarray | None) -> np.ndarray:

@@ -32,7 +32,7 @@ class RunConfig:
     results_dir: Path = Path("results")
     batch_size: int = 32
     device: str = "auto"
-    precision: str = "float32"
+    precision: str = "float32"  # or "auto": reduced precision only where the device runs it natively
     weights: str = "pretrained"
     limit: int | None = None
     force: bool = False
@@ -41,6 +41,7 @@ class RunConfig:
     shard: tuple[int, int] | None = None
     download: bool = True
     progress: bool = True
+    fast_path: str = "eager"  # torch models: eager, channels_last or compile (bench/bench_saliency.py --fast-paths)
     save_maps: bool = False  # keep every image's map beside the record (benchmark.maps_store)
     decision_rule: str | None = None  # psychophysics: animal/non-animal read-out (None = the task's default)
     explainer: str | None = None  # maps: the explainer's name (None = the task's default, saliency)
@@ -108,10 +109,15 @@ def tqdm_progress(enabled: bool) -> Callable[[str, int, int], Callable[[int], An
 
 
 def job_config(config: RunConfig) -> JobConfig:
+    """The jobs' settings; ``device`` and ``precision`` resolved here (``auto`` -> what this machine
+    runs, :func:`model_zoo.precision.resolve_precision`), so records say what ran."""
+    from model_zoo.precision import resolve_precision
+
+    device = resolve_device(config.device)
     return JobConfig(results_dir=Path(config.results_dir), weights=config.weights,
-                     device=resolve_device(config.device), precision=config.precision,
+                     device=device, precision=resolve_precision(config.precision, device),
                      batch_size=config.batch_size, limit=config.limit, force=config.force,
-                     save_maps=config.save_maps, progress=tqdm_progress(config.progress))
+                     save_maps=config.save_maps, progress=tqdm_progress(config.progress), fast_path=config.fast_path)
 
 
 def run(config: RunConfig, *, task: Task | None = None, dataset: Any = None, loader: Callable[..., Any] | None = None,
@@ -123,6 +129,10 @@ def run(config: RunConfig, *, task: Task | None = None, dataset: Any = None, loa
     ``on_outcome(i, n, outcome)``: called as each of the n models finishes (the CLI prints a line)."""
     if config.executor not in EXECUTORS:
         raise InvalidInputError(f"--executor {config.executor!r}: expected one of {', '.join(EXECUTORS)}")
+    from model_zoo.adapters.base import FAST_PATHS
+
+    if config.fast_path not in FAST_PATHS:
+        raise InvalidInputError(f"--fast-path {config.fast_path!r}: expected one of {', '.join(FAST_PATHS)}")
     if task is not None and config.task_options():
         raise InvalidInputError(f"RunConfig options {sorted(config.task_options())} would be ignored: a task object was "
                                 "given, so configure the task itself")
@@ -141,6 +151,10 @@ def run(config: RunConfig, *, task: Task | None = None, dataset: Any = None, loa
     summary.ceiling, summary.baseline = refs.ceiling, refs.baseline
     if config.executor == "ray":
         from benchmark import ray_executor
+
+        if config.precision == "auto":
+            raise InvalidInputError("--precision auto is resolved on the machine that runs the models; with "
+                                    "--executor ray pass float32, bfloat16 or float16")
 
         jc = job_config(config)
         jc.device = config.device  # resolved on each worker, where the GPUs are

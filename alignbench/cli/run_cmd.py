@@ -21,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="score only the first N images (a quick look)")
     options.add_batch_size(p)
     options.add_device(p)
-    options.add_precision(p)
+    options.add_precision(p, extra=("auto",))
+    p.add_argument("--fast-path", default="eager", choices=["eager", "channels_last", "compile"],
+                   help="PyTorch models: run the float32 network in NHWC layout or torch.compile'd "
+                        "(maps agree to float32 rounding; recorded, and part of the record's identity)")
     p.add_argument("--weights", default="pretrained",
                    help="pretrained (default), random (untrained control) or a local weights file")
     options.add_results(p)
@@ -79,7 +82,7 @@ def handle(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = runner.RunConfig(
         dataset=args.dataset, models=select_models(args), results_dir=args.results, batch_size=args.batch_size,
-        device=args.device, precision=args.precision, weights=args.weights, limit=args.limit, force=args.force,
+        device=args.device, precision=args.precision, fast_path=args.fast_path, weights=args.weights, limit=args.limit, force=args.force,
         executor=args.executor, ray_address=args.ray_address,
         shard=runner.parse_shard(args.shard) if args.shard else None, download=not args.offline,
         progress=not args.no_progress, decision_rule=args.decision_rule, save_maps=args.save_maps,

@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 #: (on CPU an allocation failure kills the process instead of raising).
 DEFAULT_BATCH_SIZE = 32
 PRECISIONS = ("float32", "bfloat16", "float16")
+# Ways to run the same float32 network faster (TorchAdapter.set_fast_path; bench/bench_saliency.py
+# --fast-paths measures each: speed-up and map agreement with "eager"). None changes the
+# arithmetic's precision; they reorder it (memory layout, fused kernels), so maps agree with eager
+# ones to float32 rounding, not bit for bit.
+FAST_PATHS = ("eager", "channels_last", "compile")
 # Pixels a hair outside [0, 255] come from float rounding in upstream resizes, not from bad input.
 _RANGE_SLACK = 1e-2
 

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from model_zoo.adapters.base import Adapter
+from model_zoo.adapters.base import FAST_PATHS, Adapter
 from model_zoo.errors import InvalidInputError
 from model_zoo.explainers import Explainer
 from model_zoo.frameworks import import_torch
@@ -79,6 +79,20 @@ class TorchAdapter(Adapter):
         self.module = module.to(self.device)
         self._preprocess = TorchPreprocess(self.preprocess, self.device)
         self._gradcam_names: dict[str | None, str] = {}  # resolved Grad-CAM module per requested layer
+        self.fast_path = "eager"
+        self._forward: Any = self.module
+
+    def set_fast_path(self, path: str) -> None:
+        """Run the module as ``path`` (one of :data:`FAST_PATHS`): ``"eager"`` (as given),
+        ``"channels_last"`` (NHWC memory layout for weights and input: the boundary NHWC images
+        need no transpose copy), ``"compile"`` (``torch.compile`` of the module; forward and the
+        input-gradient backward are compiled on the first call of each batch shape)."""
+        if path not in FAST_PATHS:
+            raise InvalidInputError(f"fast_path: {path!r} is not one of {', '.join(FAST_PATHS)}")
+        layout = torch.channels_last if path == "channels_last" else torch.contiguous_format
+        self.module = self.module.to(memory_format=layout)
+        self._forward = torch.compile(self.module, dynamic=False) if path == "compile" else self.module
+        self.fast_path = path
 
     # ------------------------------------------------------------------ preprocessing
     def _model_input(self, x_nhwc: "torch.Tensor") -> "torch.Tensor":
@@ -110,7 +124,10 @@ class TorchAdapter(Adapter):
 
     def _logits(self, x_nhwc: "torch.Tensor") -> "torch.Tensor":
         with self._autocast():
-            out = self.module(self._model_input(x_nhwc))
+            x = self._model_input(x_nhwc)
+            if self.fast_path == "channels_last":
+                x = x.contiguous(memory_format=torch.channels_last)
+            out = self._forward(x)
         if not isinstance(out, torch.Tensor):
             out = getattr(out, "logits", out)  # Hugging Face style outputs
         if not isinstance(out, torch.Tensor) or out.ndim != 2:

@@ -1,0 +1,75 @@
+"""The permutation-sort kernel of the Spearman row path is chosen per CPU at run time
+(benchmark.ranking.sort_kernel); every choice must give the identical ranks and scores."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark import ranking
+from benchmark.ranking import SORT_KERNEL_ENV, rank_maps, sort_kernel, spearman_ranked
+from model_zoo.errors import InvalidInputError
+
+
+def _maps(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    side = 72  # 5184 pixels: above _ROW_PATH_MIN_PIXELS, so the per-map path runs
+    assert side * side >= ranking._ROW_PATH_MIN_PIXELS
+    signed = rng.normal(size=(3, side, side)).astype(np.float32)
+    signed[0, :4, :4] = -0.0  # both zeros tie
+    signed[1, 0, :3] = [np.inf, -np.inf, 0.0]
+    return {
+        "continuous": rng.random((3, side, side), dtype=np.float32),
+        "relu-zeros": np.maximum(rng.normal(size=(3, side, side)), 0).astype(np.float32),
+        "ties": np.round(rng.normal(size=(3, side, side)) * 64).astype(np.float32),  # ~500 values: sorted
+        "signed": signed,
+    }
+
+
+@pytest.mark.parametrize("kind", ["continuous", "relu-zeros", "ties", "signed"])
+def test_every_kernel_gives_identical_ranks_and_scores(kind: str, monkeypatch) -> None:
+    rng = np.random.default_rng(7)
+    maps = _maps(rng)[kind]
+    human = np.maximum(rng.normal(size=maps.shape), 0).astype(np.float32)
+    results = {}
+    for kernel in ("radix", "packed", "auto"):
+        monkeypatch.setenv(SORT_KERNEL_ENV, kernel)
+        ranked = rank_maps(maps)
+        results[kernel] = (ranked.ranks, ranked.ss, spearman_ranked(rank_maps(human), maps))
+    for kernel in ("packed", "auto"):
+        np.testing.assert_array_equal(results[kernel][0], results["radix"][0])
+        np.testing.assert_array_equal(results[kernel][1], results["radix"][1])
+        np.testing.assert_array_equal(results[kernel][2], results["radix"][2])
+
+
+def test_kernels_return_the_same_stable_permutation() -> None:
+    keys = np.random.default_rng(3).integers(0, 50, size=10_000, dtype=np.uint32)  # many ties
+    (v_radix, o_radix), (v_packed, o_packed) = ranking._radix_sort(keys), ranking._packed_sort(keys)
+    np.testing.assert_array_equal(v_radix, np.sort(keys))
+    np.testing.assert_array_equal(o_radix, np.argsort(keys, kind="stable"))
+    np.testing.assert_array_equal(v_packed, v_radix)
+    np.testing.assert_array_equal(o_packed, o_radix)
+    assert o_packed.dtype == np.intp
+
+
+def test_auto_times_each_size_bucket_once(monkeypatch) -> None:
+    monkeypatch.delenv(SORT_KERNEL_ENV, raising=False)
+    monkeypatch.setattr(ranking, "_kernel_choice", {})
+    calls = []
+    real = ranking._calibrate
+    monkeypatch.setattr(ranking, "_calibrate", lambda keys: calls.append(keys.size) or real(keys))
+    keys = np.arange(5000, dtype=np.uint32)
+    first = sort_kernel(keys)
+    assert first in ("radix", "packed")
+    assert sort_kernel(keys[:4500]) == first  # same size bucket and kind: cached, not timed again
+    sort_kernel(keys[:1000])  # another size bucket: timed
+    sort_kernel(keys // 16)  # tie-heavy keys of the first size: another kind, timed
+    sort_kernel(keys[:4500] // 16)  # and then cached
+    assert calls == [5000, 1000, 5000]
+    assert set(ranking._kernel_choice) == {(13, "continuous"), (10, "continuous"), (13, "ties")}
+
+
+def test_forced_kernel_and_bad_value(monkeypatch) -> None:
+    monkeypatch.setenv(SORT_KERNEL_ENV, "Radix")
+    assert sort_kernel(np.arange(10, dtype=np.uint32)) == "radix"
+    monkeypatch.setenv(SORT_KERNEL_ENV, "quick")
+    with pytest.raises(InvalidInputError, match=SORT_KERNEL_ENV):
+        sort_kernel(np.arange(10, dtype=np.uint32))
