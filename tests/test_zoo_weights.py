@@ -240,14 +240,14 @@ def test_sha256_mismatch_is_reported(server, tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------- no network, not --offline
-def test_an_unreachable_host_is_probed_once_per_process_and_named(monkeypatch, tmp_path):
-    """Without --offline and without network, each model must not spend its own retries: the host
-    is probed once, every later download from it fails at once with the same clear reason."""
+@pytest.fixture
+def no_network(monkeypatch) -> list:
+    """No host accepts a connection (and no offline switch is set); returns the probes made."""
     import socket
 
     from model_zoo import weights
 
-    probes = []
+    probes: list = []
 
     def refuse(address, timeout=None):
         probes.append(address)
@@ -257,6 +257,15 @@ def test_an_unreachable_host_is_probed_once_per_process_and_named(monkeypatch, t
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.delenv(OFFLINE_ENV, raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return probes
+
+
+def test_an_unreachable_host_is_probed_once_per_process_and_named(no_network, monkeypatch, tmp_path):
+    """Without --offline and without network, each model must not spend its own retries: the host
+    is probed once, every later download from it fails at once with the same clear reason."""
+    from model_zoo import weights
+
+    probes = no_network
     monkeypatch.delenv(MIRROR_ENV, raising=False)
     for name in ("a.h5", "b.h5"):
         url = f"https://weights.example.org/models/{name}"
@@ -271,23 +280,10 @@ def test_an_unreachable_host_is_probed_once_per_process_and_named(monkeypatch, t
 
 
 @pytest.mark.torch
-def test_timm_without_network_goes_to_the_hub_cache_once(monkeypatch, tmp_path):
-    import socket
-
+def test_timm_without_network_goes_to_the_hub_cache_once(no_network, monkeypatch, tmp_path):
     from huggingface_hub import constants
 
-    from model_zoo import weights
-
-    probes = []
-
-    def refuse(address, timeout=None):
-        probes.append(address)
-        raise OSError("no route (test)")
-
-    monkeypatch.setattr(weights, "_REACHABLE", {})
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.delenv(OFFLINE_ENV, raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    probes = no_network
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-empty"))
     for model in ("timm_efficientnet_b0", "timm_efficientnet_es"):
