@@ -183,7 +183,6 @@ class NeuralTask(Task):
 
         options.pop("accuracy", None)  # this task measures no accuracy: the x axis is the published top-1
         options.pop("label_top", None)
-        options.pop("with_published", None)  # the paper's points are drawn for the paper's dataset
         return plot_pareto_neural(results_dir, dataset, output, **options)
 
     def summarize(self, columns: Mapping[str, np.ndarray], extras: Mapping[str, Any],
