@@ -1,34 +1,29 @@
 """The accuracy-versus-alignment figure (the paper's Figures 3 and 4), from result records.
 
-Measured points come from ``results/<dataset>/*.json``; published points (``results/published/``,
-read off the paper's figures) are drawn only on request and always as hollow, labelled markers,
-so the two are never confused.
+Measured points come from ``results/<dataset>/*.json``; the papers' published points (package
+data, :mod:`benchmark.published`, read off the paper's figures) are drawn only on request and
+always as hollow diamonds, so the two are never confused. Shared style: :mod:`benchmark.figures`.
 """
 from __future__ import annotations
 
-import io
+import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-
-from benchmark import records
+from benchmark import figures, published, records
+from benchmark.figures import FAMILY_STYLE, family_style, save_figure
 from model_zoo.errors import InvalidInputError
-from model_zoo.fileio import atomic_write_bytes
 
-# Family colours of the paper's Figure 3 legend (paper-notes §1.1).
-FAMILY_STYLE = {
-    "cnn": ("CNN", "#1f77b4"),
-    "transformer": ("Transformer", "#e377c2"),
-    "self_supervised": ("Self-supervised", "#d62728"),
-    "robust": ("Robust", "#2ca02c"),
-    "cnn_extra_data": ("CNN extra data", "#9467bd"),
-    "harmonized": ("Neural harmonizer", "#ff7f0e"),
-    None: ("Other", "#7f7f7f"),
-}
+__all__ = ["FAMILY_STYLE", "Point", "build_pareto", "measured_points", "notable", "pareto_front", "plot_pareto",
+           "published_points", "save_figure"]
+
 PUBLISHED_FAMILIES = {"CNN": "cnn", "Transformer": "transformer", "Self-supervised": "self_supervised",
                       "Robust": "robust", "CNN extra data": "cnn_extra_data", "Neural harmonizer": "harmonized"}
-PUBLISHED_FILES = {"clickme": "clickme.csv"}
+PUBLISHED_LABEL = "published (read off the paper's figure)"
+ACCURACY_CHOICES = ("auto", "published", "measured")
+ACCURACY_RANGE = (0.0, 100.0)  # percent
 
 
 @dataclass
@@ -37,11 +32,13 @@ class Point:
     label: str
     family: str | None
     top1: float          # ImageNet top-1, percent
-    alignment: float     # percent of the ceiling
-    sd: float | None     # percent
+    alignment: float     # percent of the ceiling (maps), the task's score otherwise
+    sd: float | None     # same units
     harmonized: bool
     base_model: str | None = None
     published: bool = False
+    random: bool = False     # random-weight control
+    synthetic: bool = False  # scored on generated data
 
 
 def pareto_front(points: Sequence[Point]) -> list[Point]:
@@ -53,7 +50,6 @@ def pareto_front(points: Sequence[Point]) -> list[Point]:
     return sorted(front, key=lambda q: q.top1)
 
 
-ACCURACY_CHOICES = ("auto", "published", "measured")
 DEFAULT_EXPLAINER = "saliency"
 # the description the maps task wrote before explainers were data (the default's, unchanged)
 _SALIENCY_DESCRIPTION = "saliency: max over channels of |d logit[label] / d image| (224x224 image frame)"
@@ -110,8 +106,8 @@ def measured_points(results_dir: str | Path, dataset: str, accuracy: str = "auto
         notes.append(f"records of several precisions are drawn together: {', '.join(precisions)} "
                      "(bfloat16 maps differ from float32 ones; see the README)")
     if accuracy == "auto":
-        published = not ok or any(isinstance(r.get("top1_published"), (int, float)) for r in ok)
-        accuracy = "published" if published else "measured"
+        has_published = not ok or any(isinstance(r.get("top1_published"), (int, float)) for r in ok)
+        accuracy = "published" if has_published else "measured"
     key = "top1_published" if accuracy == "published" else "top1_measured"
     points = []
     for r in ok:
@@ -128,21 +124,21 @@ def measured_points(results_dir: str | Path, dataset: str, accuracy: str = "auto
         points.append(Point(model=r["model"], label=r.get("display_name") or r["model"], family=r.get("family"),
                             top1=float(top1) * (1 if accuracy == "published" else 100),
                             alignment=scale * value, sd=scale * error if error is not None else None,
-                            harmonized=bool(r.get("harmonized")), base_model=r.get("base_model")))
+                            harmonized=bool(r.get("harmonized")), base_model=r.get("base_model"),
+                            random=figures.is_random(r), synthetic=bool(r.get("dataset_synthetic"))))
     return points, notes, accuracy
 
 
-def published_points(results_dir: str | Path, dataset: str) -> list[Point]:
+def published_points(dataset: str) -> list[Point]:
+    """The papers' published points for ``dataset`` (package data; empty when none were published)."""
     import pandas as pd
 
-    key = next((k for k in PUBLISHED_FILES if dataset.startswith(k)), None)
+    key = next((k for k in published.PARETO if dataset.startswith(k)), None)
     if key is None:
         return []
-    path = Path(results_dir) / "published" / PUBLISHED_FILES[key]
-    if not path.exists():
-        raise InvalidInputError(f"--with-published: {path} not found (the published reference points)")
-    frame = pd.read_csv(path)
-    column = f"{key}_alignment"
+    name, column = published.PARETO[key]
+    with published.open_text(name) as fh:
+        frame = pd.read_csv(fh)
     out = []
     for row in frame.itertuples(index=False):
         value = getattr(row, column)
@@ -155,109 +151,143 @@ def published_points(results_dir: str | Path, dataset: str) -> list[Point]:
 
 
 def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None = None, *,
-                formats: Sequence[str] = ("png", "svg", "pdf"), with_published: bool = False,
+                formats: Sequence[str] = figures.VECTOR_FORMATS, with_published: bool = False,
                 label_top: int = 3, accuracy: str = "auto", explainer: str = DEFAULT_EXPLAINER
                 ) -> tuple[list[Path], list[str]]:
-    """Draw accuracy (x) vs alignment (y) for ``dataset``; returns the files written and notes
-    (skipped records, models without the chosen accuracy). ``accuracy``, ``explainer``: see :func:`measured_points`;
-    the paper's published points are drawn only on the published-ImageNet-top-1 axis."""
+    """Draw accuracy (x) vs alignment (y) for ``dataset`` (:func:`build_pareto`) and write it to
+    ``output`` (default ``RESULTS/<dataset>/pareto.{png,svg,pdf}``); returns (files written, notes)."""
+    fig, notes = build_pareto(results_dir, dataset, with_published=with_published, label_top=label_top,
+                              accuracy=accuracy, explainer=explainer)
+    return save_figure(fig, output or Path(results_dir) / dataset / "pareto", formats), notes
+
+
+def build_pareto(results_dir: str | Path, dataset: str, *, with_published: bool = False, label_top: int = 3,
+                 accuracy: str = "auto", explainer: str = DEFAULT_EXPLAINER) -> tuple[Any, list[str]]:
+    """The figure (open, not saved) and notes (records skipped, labels dropped, published points
+    missing). ``accuracy``, ``explainer``: see :func:`measured_points`; the paper's published points
+    are drawn only on the published-ImageNet-top-1 axis. Raises with the reason when nothing can be drawn."""
     loaded = records.load_results(results_dir, dataset)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     points, notes, accuracy = measured_points(results_dir, dataset, accuracy, loaded, explainer)
-    published = published_points(results_dir, dataset) if with_published else []
-    if published and accuracy != "published":
-        notes.append("published points not drawn: the x axis is accuracy measured on this dataset, "
-                     "not published ImageNet top-1 (use --accuracy published)")
-        published = []
     present = sorted({n for n in map(record_explainer, loaded.records) if n is not None})
     if not points and present and explainer not in present:
         raise InvalidInputError(f"--explainer {explainer}: no records of that explainer for dataset {dataset!r} in "
                                 f"{results_dir}; its records are of: {', '.join(present)}")
-    if not points and not published:
-        raise InvalidInputError(f"no plottable results for dataset {dataset!r} in {results_dir} "
-                                "(run `alignbench run` first, or pass --with-published)")
-    fig, ax = plt.subplots(figsize=(8, 6), dpi=150)
-    draw_front(ax, [p for p in points if not p.harmonized])
-    for value, label, style in _baselines(results_dir, dataset):
-        ax.axhline(value, color="black", ls=style, lw=1, label=label)
-    seen = set()
+    pub: list[Point] = []
+    if with_published:
+        pub = published_points(dataset)
+        if not pub:
+            notes.append(f"--with-published: no published points for dataset {dataset!r} (the papers "
+                         f"published per-model points for {', '.join(published.datasets_with_points())})")
+        elif accuracy != "published":
+            notes.append("published points not drawn: the x axis is accuracy measured on this dataset, "
+                         "not published ImageNet top-1 (use --accuracy published)")
+            pub = []
+    if not points and not pub:
+        raise InvalidInputError(_nothing_to_plot(results_dir, dataset, loaded, accuracy, with_published))
+    baselines = _baselines(results_dir, dataset)
+    ok = [r for r in loaded.records if r.get("status") == "ok"]
+    shown = {p.model for p in points}
+    reasons = figures.synthetic_reasons([r for r in ok if r["model"] in shown] + [b[3] for b in baselines])
+    fig, (ax,) = figures.new_figure(panel_size=(5.0, 4.2), marked=bool(reasons))
+    drawn = [*points, *pub]
+    ax.set_xlim(*figures.limits([p.top1 for p in drawn], ACCURACY_RANGE, min_pad=2.0))
+    ys = [v for p in drawn for v in (p.alignment, p.alignment - (p.sd or 0), p.alignment + (p.sd or 0))]
+    ax.set_ylim(*figures.limits(ys + [b[0] for b in baselines], _alignment_range(ok), min_pad=1.0))
+    handles = []
+    front_of = [p for p in (points or pub) if not p.harmonized]
+    if draw_front(ax, front_of):
+        handles.append(_front_handle("measured" if points else "published"))
+    for value, label, style, _ in baselines:
+        ax.axhline(value, color="black", ls=style, lw=1)
+        handles.append(_line_handle(label, style))
     for p in points:
-        name, colour = FAMILY_STYLE.get(p.family, FAMILY_STYLE[None])
-        ax.errorbar(p.top1, p.alignment, yerr=p.sd, fmt="o", color=colour, ms=6, capsize=2, lw=1,
-                    label=name if name not in seen else None, zorder=3)
-        seen.add(name)
-    for p in published:
-        _, colour = FAMILY_STYLE.get(p.family, FAMILY_STYLE[None])
-        ax.plot(p.top1, p.alignment, marker="D", mfc="none", mec=colour, ms=6, ls="none", zorder=2,
-                label="Published (read off the paper's figure)" if "published" not in seen else None)
-        seen.add("published")
+        colour = family_style(p.family)[1]
+        ax.errorbar(p.top1, p.alignment, yerr=p.sd, fmt="s" if p.random else "o", color=colour, ms=5.5,
+                    capsize=2, lw=1, zorder=3)
+    for p in pub:
+        ax.plot(p.top1, p.alignment, marker="D", mfc="none", mec=family_style(p.family)[1], mew=1.2, ms=5.5,
+                ls="none", zorder=2)
+    arrows = draw_arrows(ax, points)
+    ax.set_xlabel("ImageNet top-1 accuracy (%, published)" if accuracy == "published"
+                  else f"Accuracy on the {dataset} images (%, measured)")
+    ax.set_ylabel(_ylabel(loaded.records))
+    shown_explainer = f" (explainer {explainer})" if explainer != DEFAULT_EXPLAINER else ""
+    ax.set_title(f"{dataset}: accuracy vs alignment{shown_explainer}", fontsize=9)
+    ax.grid(alpha=0.3)
+    handles = [*family_handles(drawn), *marker_handles(points, pub),
+               *([figures.arrow_handle(family_style("harmonized")[1], "base model → harmonized")] if arrows else []),
+               *handles]
+    figures.add_legend(ax, handles)
+    figures.mark_synthetic(fig, reasons)
+    figures.freeze_layout(fig)
+    chosen = [(p.top1, p.alignment, p.label, "black") for p in notable(points, label_top)]
+    chosen += [(p.top1, p.alignment, p.label.split(" (")[0], "#8c4a00") for p in pub if p.harmonized]
+    _, dropped = figures.place_labels(ax, chosen,
+                                      [(p.top1, p.alignment) for p in drawn])
+    if dropped:
+        notes.append(f"labels left off (no room without overlap): {', '.join(dropped)}")
+    return fig, notes
+
+
+def draw_front(ax: Any, points: Sequence[Point]) -> bool:
+    """Shade what the Pareto front of ``points`` dominates, between its first and last point only
+    (down to the bottom of the axes); False when there is no span to draw (under two front points)."""
+    front = pareto_front(points)
+    if len(front) < 2:
+        return False
+    xs, ys = [p.top1 for p in front], [p.alignment for p in front]
+    # a point dominates everything left of and below it: over (x[i-1], x[i]] the front is at y[i]
+    ax.fill_between(xs, ys, ax.get_ylim()[0], step="pre", color=figures.GREY, alpha=0.15, lw=0, zorder=1)
+    ax.step(xs, ys, where="pre", color=figures.GREY, lw=0.8, alpha=0.7, zorder=1)
+    return True
+
+
+def draw_arrows(ax: Any, points: Sequence[Point]) -> int:
+    """Arrows from each base model to its harmonized version (both measured); returns how many."""
     by_id = {p.model.split("+")[0]: p for p in points}
+    n = 0
     for p in points:
         base = by_id.get(p.base_model or "")
         if p.harmonized and base is not None:
-            ax.annotate("", xy=(p.top1, p.alignment), xytext=(base.top1, base.alignment),
-                        arrowprops={"arrowstyle": "->", "color": FAMILY_STYLE["harmonized"][1], "lw": 1.2})
-    xs = [p.top1 for p in [*points, *published]]
-    pad = max(2.0, 0.08 * (max(xs) - min(xs)))  # a few points of room even when all models tie
-    lo, hi = min(xs) - pad, max(xs) + pad
-    ax.set_xlim(lo, hi)
-    for p in notable(points, label_top):
-        right = p.top1 > lo + 0.7 * (hi - lo)  # labels of points near the right edge go to their left
-        ax.annotate(p.label, (p.top1, p.alignment), textcoords="offset points", xytext=(-4 if right else 4, 4),
-                    ha="right" if right else "left", fontsize=7)
-    ax.set_xlabel("ImageNet top-1 accuracy (%, published)" if accuracy == "published"
-                  else f"Accuracy on the {dataset} images (%, measured)")
-    names = {r.get("score_name") for r in loaded.records} - {None}
-    import textwrap
-
-    ax.set_ylabel(textwrap.fill(names.pop(), 48) if len(names) == 1 else "Human feature alignment (% of human ceiling)")
-    shown = f" (explainer {explainer})" if explainer != DEFAULT_EXPLAINER else ""
-    if any(r.get("dataset_synthetic") for r in loaded.records):
-        ax.set_title(f"SYNTHETIC data ({dataset}): accuracy vs alignment{shown}")
-        ax.text(0.99, 0.01, "SYNTHETIC: generated data, not human ClickMe maps", transform=ax.transAxes,
-                ha="right", va="bottom", fontsize=7, color="grey")
-    else:
-        ax.set_title(f"{dataset}: accuracy vs alignment{shown}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    return save_figure(fig, output or Path(results_dir) / dataset / "pareto", formats), notes
+            ax.annotate("", xy=(p.top1, p.alignment), xytext=(base.top1, base.alignment), zorder=2,
+                        arrowprops={"arrowstyle": "->", "color": family_style("harmonized")[1], "lw": 1.2})
+            n += 1
+    return n
 
 
-def save_figure(fig: Any, output: str | Path, formats: Sequence[str] = ("png", "svg", "pdf")) -> list[Path]:
-    """Write ``fig`` atomically to ``output`` (its extension, if png/svg/pdf, picks the one format) or
-    to ``output.<fmt>`` for each of ``formats``; closes the figure; returns the paths written."""
-    import matplotlib.pyplot as plt
+def family_handles(points: Sequence[Point]) -> list[Any]:
+    """One legend entry per family drawn: its colour (whatever the marker)."""
+    from matplotlib.patches import Patch
 
-    stem = Path(output)
-    if stem.suffix.lstrip(".") in ("png", "svg", "pdf"):
-        formats, stem = [stem.suffix.lstrip(".")], stem.with_suffix("")
-    written = []
-    for fmt in formats:
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt)
-        written.append(atomic_write_bytes(stem.with_suffix(f".{fmt}"), buf.getvalue()))
-    plt.close(fig)
-    return written
+    families = sorted({p.family if p.family in FAMILY_STYLE else None for p in points},
+                      key=lambda f: list(FAMILY_STYLE).index(f))
+    return [Patch(color=family_style(f)[1], label=family_style(f)[0]) for f in families]
 
 
-def draw_front(ax, points: Sequence[Point]) -> None:
-    front = pareto_front(points)
-    if len(front) < 1:
-        return
-    xs = [p.top1 for p in front]
-    ys = [p.alignment for p in front]
-    # staircase: everything below and to the left of a front point is dominated
-    sx, sy = [min(xs) - 1], [ys[0]]
-    for i, (x, y) in enumerate(zip(xs, ys)):
-        sx += [x, x]
-        sy += [y, ys[i + 1] if i + 1 < len(ys) else 0]
-    ax.fill_between(sx, sy, 0, step=None, color="grey", alpha=0.12, lw=0, label="Pareto front (non-harmonized)")
-    ax.plot(sx[:-1], sy[:-1], color="grey", lw=0.8, alpha=0.6)
+def marker_handles(points: Sequence[Point], pub: Sequence[Point], *, error: str = "±1 bootstrap SD") -> list[Any]:
+    """Legend entries explaining the markers: measured (error bars), random-weight controls, published."""
+    from matplotlib.lines import Line2D
+
+    out = []
+    if any(not p.random for p in points):
+        out.append(Line2D([], [], marker="o", color="black", ls="none", ms=5, label=f"measured (bar: {error})"))
+    if any(p.random for p in points):
+        out.append(Line2D([], [], marker="s", color="black", ls="none", ms=5, label="measured, random weights"))
+    if pub:
+        out.append(Line2D([], [], marker="D", mfc="none", mec="black", ls="none", ms=5, label=PUBLISHED_LABEL))
+    return out
+
+
+def _front_handle(which: str) -> Any:
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor=figures.GREY, alpha=0.3, label=f"dominated by the Pareto front\nof non-harmonized models ({which})")
+
+
+def _line_handle(label: str, style: str) -> Any:
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color="black", ls=style, lw=1, label=label)
 
 
 def _scale(record: dict[str, Any]) -> float:
@@ -266,9 +296,51 @@ def _scale(record: dict[str, Any]) -> float:
     return 1.0 if record.get("task") == "psychophysics" else 100.0
 
 
-def _baselines(results_dir, dataset) -> list[tuple[float, str, str]]:
-    """(y value, legend label, line style) of the dataset's reference lines: the center-bias baseline
-    (maps), or the humans' split-half agreement and a flat curve's score (psychophysics)."""
+def _alignment_range(recs: Sequence[dict[str, Any]]) -> tuple[float, float]:
+    """What the y quantity of ``recs`` can be: Spearman's rho is in [-1, 1], so % of a ceiling c is
+    in [-100/c, 100/c]; the psychophysics score, -log MSE of [0, 1] curves, in [0, -log(MSE floor)]."""
+    if recs and {r.get("task", "maps") for r in recs} == {"psychophysics"}:
+        from benchmark.psychophysics.scores import MSE_FLOOR
+
+        return 0.0, -math.log(MSE_FLOOR)
+    ceilings = [r["ceiling"] for r in recs if isinstance(r.get("ceiling"), (int, float)) and r["ceiling"] > 0]
+    if not ceilings:
+        return -math.inf, math.inf
+    return -100 / min(ceilings), 100 / min(ceilings)
+
+
+def _ylabel(recs: Sequence[dict[str, Any]]) -> str:
+    tasks = {r.get("task", "maps") for r in recs}
+    if tasks == {"psychophysics"}:
+        names = {r.get("score_name") for r in recs} - {None}
+        return textwrap.fill(names.pop(), 48) if len(names) == 1 else "Decision alignment"
+    return "Human feature alignment\n(Spearman ρ, % of the human ceiling)"
+
+
+def _nothing_to_plot(results_dir: str | Path, dataset: str, loaded: records.LoadedResults, accuracy: str,
+                     with_published: bool) -> str:
+    folder = Path(results_dir) / dataset
+    head = f"nothing to plot for dataset {dataset!r}: "
+    ok = [r for r in loaded.records if r.get("status") == "ok"]
+    if not loaded.records:
+        where = "no model records in" if folder.is_dir() else "no folder"
+        return (head + f"{where} {folder}; score models first (`alignbench run --dataset {dataset} --model ID`)"
+                + ("; --with-published: the papers published no points for this dataset" if with_published
+                   else ", or pass --with-published to draw the paper's published points alone"))
+    if not ok:
+        return head + (f"all {len(loaded.records)} records in {folder} are failures (each record's `failure` "
+                       "says why); fix the cause and run again")
+    if all(records.headline(r)[0] is None for r in ok):
+        return head + "no record has an alignment (the dataset has no human ceiling)"
+    if accuracy == "published":
+        return head + ("no model has a published ImageNet top-1 (random-weight controls and your own weights "
+                       "have none); pass --accuracy measured to use the accuracy measured on the dataset")
+    return head + "no model has an accuracy measured on this dataset (records of an older revision?)"
+
+
+def _baselines(results_dir: str | Path, dataset: str) -> list[tuple[float, str, str, dict[str, Any]]]:
+    """(y value, legend label, line style, record) of the dataset's reference lines: the center-bias
+    baseline (maps), or the humans' split-half agreement and a flat curve's score (psychophysics)."""
     loaded = records.load_results(results_dir, dataset, kinds=("baseline",))
     out = []
     for r in loaded.records:
@@ -276,16 +348,18 @@ def _baselines(results_dir, dataset) -> list[tuple[float, str, str]]:
         if value is None:
             continue
         if r.get("model") == "center-bias":
-            out.append((100 * value, f"Center-bias baseline ({100 * value:.1f}%)", "--"))
+            out.append((100 * value, f"center-bias baseline ({100 * value:.1f}%)", "--", r))
         elif r.get("model") == "humans" and r.get("task") == "psychophysics":
-            out.append((value, f"Humans, split-half of trials ({value:.2f})", "--"))
+            out.append((value, f"humans, split-half of trials ({value:.2f})", "--", r))
             if r.get("flat_model_alignment") is not None:
                 flat = r["flat_model_alignment"]
-                out.append((flat, f"Flat curve, ignores the stimulus ({flat:.2f})", ":"))
+                out.append((flat, f"flat curve, ignores the stimulus ({flat:.2f})", ":", r))
     return out
 
 
 def notable(points: Sequence[Point], k: int) -> list[Point]:
+    """The points worth a label, in priority order: harmonized, then the ``k`` most aligned, most
+    accurate and least aligned."""
     if not points:
         return []
     chosen = {p.model: p for p in points if p.harmonized}
@@ -293,5 +367,3 @@ def notable(points: Sequence[Point], k: int) -> list[Point]:
         for p in sorted(points, key=key, reverse=True)[:k]:
             chosen.setdefault(p.model, p)
     return list(chosen.values())
-
-

@@ -6,7 +6,6 @@ Layout under a results folder::
     results/<dataset>/<model>.scores.csv    per-image scores: image_id,label,pred,correct,spearman,dice,iou
     results/<dataset>/_baseline-center-bias.json, _ceiling.json   the dataset's own baselines
     results/<dataset>/.partial/<model>/     chunks of a run in progress (resume), removed when done
-    results/published/*.csv                 published reference points (never mixed with measured ones)
 
 Every write is atomic; a record is only written after its scores file, and it carries the scores
 file's sha256, so a record never points at scores it was not computed from.

@@ -3,7 +3,7 @@
 Input: a results folder: the catalog's records (``results/<dataset>/*.json``, measured by the
 maintainers), submission bundles (``results/submissions/*/``, measured by submitters; only bundles
 that pass :mod:`leaderboard.validate` are listed) and, optionally, the published reference points
-(``results/published/``, read off the paper's figures; shown as "published", never mixed up with
+(package data, :mod:`benchmark.published`, read off the paper's figures; shown as "published", never mixed up with
 measured rows). Facts of the datasets come from the pins (``known_datasets.json``), never from a
 bundle, and no dataset is opened.
 
@@ -320,7 +320,7 @@ def _published_entries(results_dir: Path, dataset: str, notes: list[str]) -> lis
     from benchmark.plots import published_points
 
     try:
-        points = published_points(results_dir, dataset)
+        points = published_points(dataset)
     except InvalidInputError as exc:
         notes.append(str(exc))
         return []
@@ -334,15 +334,14 @@ def collect(results_dir: str | Path, *, datasets: Iterable[str] | None = None, w
             validate: bool = True, pins: PinTable | str | Path | None = None) -> SiteData:
     """Every leaderboard row of ``datasets`` (default: all found), marked and sectioned against
     ``pins`` (default: the package's ``known_datasets.json``), ranked by alignment per dataset and section."""
-    from benchmark.plots import PUBLISHED_FILES
+    from benchmark.published import PARETO
 
     table = as_table(pins)
     results_dir = Path(results_dir)
     if datasets is None:
         names = discover_datasets(results_dir)
-        if with_published and not any(n.startswith(k) for n in names for k in PUBLISHED_FILES):
-            published_dir = results_dir / "published"
-            names += [f"{k}-val" for k, f in PUBLISHED_FILES.items() if (published_dir / f).is_file()]
+        if with_published and not any(n.startswith(k) for n in names for k in PARETO):
+            names += [f"{k}-val" for k in PARETO]  # the published points ship with the package
     else:
         names = [records.safe_name(n, "dataset") for n in datasets]
     notes: list[str] = []

@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 
 from alignbench.cli import main
+from benchmark import published
 from leaderboard.site import build, build_site
 from model_zoo.errors import InvalidInputError
 from tests.leaderboard_support import SITE_PINS, XSS_DESCRIPTION, XSS_SUBMITTER, site_results
 
 
-# the paper's points with a ClickMe value, as shipped in results/published/clickme.csv
-N_PUBLISHED = sum(1 for row in csv.DictReader((Path(__file__).resolve().parents[1] / "results" / "published" /
-                                               "clickme.csv").open()) if row["clickme_alignment"].strip())
+# the paper's points with a ClickMe value, as shipped in benchmark/published/clickme.csv
+N_PUBLISHED = sum(1 for row in csv.DictReader(published.open_text(published.CLICKME))
+                  if row["clickme_alignment"].strip())
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def test_the_table_has_every_column_ranked_by_alignment(site):
     # the random-weight control keeps its catalog display name ("ANTI-MODEL"): its marks tell it apart
     assert sorted(r["attrs"]["data-model"] + "|" + r["attrs"]["data-flags"] for r in measured) == \
         ["ANTI-MODEL|", "ANTI-MODEL|random", "GOOD-MODEL|", "Tiny <b>Net</b>|"]
-    assert len(published) == N_PUBLISHED > 10  # results/published/clickme.csv
+    assert len(published) == N_PUBLISHED > 10  # benchmark/published/clickme.csv
     ranked = [r for r in rows if r["cells"][0] not in ("", "control")]
     ranks = [int(r["cells"][0]) for r in ranked]
     aligns = [float(r["attrs"]["data-alignment"]) for r in ranked]

@@ -130,7 +130,6 @@ def test_cli_run_and_plot_pareto(truth, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ALIGNBENCH_CACHE", str(tmp_path / "cache"))
     shutil.copy(zpath, _mk(cache_dir("neural", "arcaro2020")) / arcaro.ZIP_NAME)
     results = tmp_path / "results"
-    shutil.copytree(REPO / "results" / "published", results / "published")
     args = ["run", "--dataset", "it-arcaro2020", "--model", "tv_resnet18", "--weights", "random", "--limit", "4",
             "--results", str(results), "--device", "cpu", "--offline", "--no-progress"]
     assert main(args) == 0
@@ -157,7 +156,7 @@ def test_cli_run_and_plot_pareto(truth, tmp_path, monkeypatch, capsys):
 def test_published_points_are_the_digitized_file():
     from benchmark.neural.published import read_published
 
-    pts = read_published(REPO / "results" / "published" / "it_2023_harmonized_digitized.csv")
+    pts = read_published()
     assert len(pts) == 18
     convnext_pl = next(p for p in pts if p.model.startswith("Harmonized ConvNeXt") and p.panel == "monkey1-PL")
     assert (convnext_pl.top1, convnext_pl.predictivity) == (77.5, 0.52)

@@ -2,15 +2,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import pytest
 
 from benchmark import plots, records
 from benchmark.scores import score_fields
-
-REPO = Path(__file__).resolve().parent.parent
-
 
 def _rec(model, top1, alignment, family="cnn", harmonized=False, base=None, sd=0.01):
     return {"schema": records.SCHEMA, "kind": "model", "task": "maps", "dataset": "toy",
@@ -40,20 +35,19 @@ def test_plot_pareto_writes_all_formats_and_reports_skips(tmp_path):
     assert any("no-top1" in n for n in notes) and any("junk.json" in n for n in notes)
 
 
-def test_published_points_are_read_from_results_published(tmp_path):
-    (tmp_path / "published").mkdir()
-    (tmp_path / "published" / "clickme.csv").write_text(
-        (REPO / "results" / "published" / "clickme.csv").read_text())
-    pts = plots.published_points(tmp_path, "clickme-val")
+def test_published_points_are_package_data_found_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no results/published/ here: the points ship with the package
+    pts = plots.published_points("clickme-val")
     by = {p.model: p for p in pts}
     assert all(p.published for p in pts) and len(pts) == 26
     assert by["Harmonized ViT-B16"].alignment == pytest.approx(72.5) and by["Harmonized ViT-B16"].harmonized
     written, _ = plots.plot_pareto(tmp_path, "clickme-val", tmp_path / "fig.png", with_published=True)
     assert written == [tmp_path / "fig.png"]
+    assert plots.published_points("psychophysics") == []
 
 
 def test_nothing_to_plot_is_a_clear_error(tmp_path):
-    with pytest.raises(Exception, match="no plottable results"):
+    with pytest.raises(Exception, match="nothing to plot for dataset 'toy': no folder .*alignbench run"):
         plots.plot_pareto(tmp_path, "toy")
 
 
@@ -68,7 +62,5 @@ def test_random_weight_controls_are_plotted_on_measured_accuracy(tmp_path):
     assert axis == "measured" and sorted(p.top1 for p in points) == [2.0, 50.0]
     _, notes, axis = plots.measured_points(tmp_path, "clickme-val", "published")
     assert axis == "published" and len([n for n in notes if "no published ImageNet top-1" in n]) == 2
-    (tmp_path / "published").mkdir()
-    (tmp_path / "published" / "clickme.csv").write_text((REPO / "results" / "published" / "clickme.csv").read_text())
     written, notes = plots.plot_pareto(tmp_path, "clickme-val", tmp_path / "f.png", with_published=True)
     assert written and any("published points not drawn" in n for n in notes)

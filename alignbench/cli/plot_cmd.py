@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "default RESULTS/<dataset>/pareto.{png,svg,pdf}")
     p.add_argument("--format", default="png,svg,pdf", help="comma-separated formats when --output has none")
     p.add_argument("--with-published", action="store_true",
-                   help="also draw the paper's published points (results/published/), as hollow markers")
+                   help="also draw the paper's published points (shipped with the package), as hollow diamonds; "
+                   "a dataset without published points gets a note")
     p.add_argument("--accuracy", choices=("auto", "published", "measured"), default="auto",
                    help="x axis: published ImageNet top-1 of the weights, or accuracy measured on the dataset's "
                    "images; auto = published when any model has one (random-weight controls do not)")

@@ -187,7 +187,6 @@ class NeuralTask(Task):
             from model_zoo.errors import InvalidInputError
 
             raise InvalidInputError(f"--explainer: the neural task of {dataset!r} computes no maps")
-        options.pop("with_published", None)  # the paper's points are drawn for the paper's dataset
         return plot_pareto_neural(results_dir, dataset, output, **options)
 
     def summarize(self, columns: Mapping[str, np.ndarray], extras: Mapping[str, Any],

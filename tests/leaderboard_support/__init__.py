@@ -101,8 +101,6 @@ def site_results(root: Path) -> Path:
     from tests.runner_support.fakes import FakeDataset, fake_loader
 
     results = root / "results"
-    repo = Path(__file__).resolve().parents[2]
-    shutil.copytree(repo / "results" / "published", results / "published")
     ds = FakeDataset(n=12, name="clickme-val")
     synth = FakeDataset(n=8, seed=1, name="synthetic-fake")
     synth.synthetic = True
