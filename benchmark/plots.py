@@ -159,7 +159,8 @@ def plot_pareto(results_dir: str | Path, dataset: str, output: str | Path | None
                         arrowprops={"arrowstyle": "->", "color": FAMILY_STYLE["harmonized"][1], "lw": 1.2})
     xs = [p.top1 for p in [*points, *published]]
     pad = max(2.0, 0.08 * (max(xs) - min(xs)))  # a few points of room even when all models tie
-    lo, hi = min(xs) - pad, max(xs) + pad
+    # accuracies are percentages: the padding never takes the axis below 0 or above 100
+    lo, hi = max(0.0, min(xs) - pad), min(100.0, max(xs) + pad)
     ax.set_xlim(lo, hi)
     for p in notable(points, label_top):
         right = p.top1 > lo + 0.7 * (hi - lo)  # labels of points near the right edge go to their left
