@@ -87,6 +87,7 @@ def write_clickme_shards(
     shortcut_margin_px: float = 0.0,
     object_radius_px: tuple[float, float] = (40.0, 80.0),
     off_centre_px: float = 0.0,
+    shortcut_patch_px: float = 0.0,
 ) -> list[Path]:
     """Write ``n_images`` synthetic records into ``<out_dir>/<split>-<k>.tfrecords`` (k < n_shards).
 
@@ -102,7 +103,10 @@ def write_clickme_shards(
     cue is only far from the object (where human maps are zero), not in the blurred halo around it.
     ``object_radius_px`` (lo, hi): the object's size range (256-px pixels); ``off_centre_px`` > 0 puts
     the object's centre at least that far from the image centre (anywhere else in the frame), so a
-    centred blob does not predict where the object is. Returns the shard paths in order.
+    centred blob does not predict where the object is. ``shortcut_patch_px`` > 0 moves the shortcut
+    from the background into a square patch of that side in the image corner farthest from the object:
+    with probability ``shortcut`` the class's colour, else a random one (the background is then
+    random in every image). Returns the shard paths in order.
     """
     if n_images < 1 or n_shards < 1 or n_shards > n_images:
         raise InvalidInputError(f"need 1 <= n_shards <= n_images, got n_images={n_images}, n_shards={n_shards}")
@@ -130,7 +134,7 @@ def write_clickme_shards(
         for i in chunk:
             c = int(classes[i])
             image, mask = draw_scene(rng, c, palette, shortcut, object_cue, shortcut_margin_px,
-                                     (lo, hi), off_centre_px)
+                                     (lo, hi), off_centre_px, shortcut_patch_px)
             maps = [participant_map(rng, mask, participant_noise, participant_offset_px)
                     for _ in range(n_participants)]
             mean_map = np.mean(maps, axis=0).round().astype(np.uint8)
@@ -154,7 +158,8 @@ def write_clickme_shards(
                    "jpeg_quality": jpeg_quality, **({"object_cue": object_cue} if object_cue else {}),
                    **({"shortcut_margin_px": shortcut_margin_px} if shortcut_margin_px else {}),
                    **({"object_radius_px": [lo, hi]} if (lo, hi) != (40.0, 80.0) else {}),
-                   **({"off_centre_px": off_centre_px} if off_centre_px else {})},
+                   **({"off_centre_px": off_centre_px} if off_centre_px else {}),
+                   **({"shortcut_patch_px": shortcut_patch_px} if shortcut_patch_px else {})},
         "labels": [int(x) for x in labels],
         "shapes": {int(labels[c]): SHAPES[c % len(SHAPES)] for c in range(len(labels))},
         "counts": {"images": n_images, "shards": counts},
@@ -204,14 +209,14 @@ def _object_centre(rng: np.random.Generator, r: float, off_centre: float) -> tup
 
 def draw_scene(rng: np.random.Generator, c: int, palette: np.ndarray, shortcut: float,
                object_cue: float = 0.0, margin: float = 0.0, radius: tuple[float, float] = (40.0, 80.0),
-               off_centre: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+               off_centre: float = 0.0, patch: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(image uint8 256x256x3, object mask bool 256x256) for class position ``c``."""
     r = rng.uniform(*radius)
     cy, cx = _object_centre(rng, r, off_centre)
     angle = (c // len(SHAPES)) * np.pi / 7 + rng.normal(0, 0.1)
     mask = _shape_mask(SHAPES[c % len(SHAPES)], cy, cx, r, angle)
     cued = rng.random() < shortcut
-    background = palette[c] if cued else rng.uniform(30, 225, size=3)
+    background = palette[c] if cued and not patch else rng.uniform(30, 225, size=3)
     if margin:  # the (cue or random) colour only far from the object; a random one near it
         from scipy.ndimage import distance_transform_edt
 
@@ -226,6 +231,11 @@ def draw_scene(rng: np.random.Generator, c: int, palette: np.ndarray, shortcut: 
         obj_colour = _object_palette(len(palette))[c] + rng.normal(0, 10, size=3)
     obj = obj_colour + rng.normal(0, 6, size=(SIZE, SIZE, 3))
     image = np.where(mask[..., None], obj, image)
+    if patch:  # the shortcut as a patch in the corner farthest from the object
+        side, inset = int(round(patch)), 8
+        y0 = inset if cy > SIZE / 2 else SIZE - inset - side
+        x0 = inset if cx > SIZE / 2 else SIZE - inset - side
+        image[y0:y0 + side, x0:x0 + side] = palette[c] if cued else rng.uniform(0, 255, size=3)
     return np.clip(image, 0, 255).round().astype(np.uint8), mask
 
 
