@@ -123,6 +123,8 @@ def write_clickme_shards(
     if not 0.0 <= off_centre_px <= SIZE / 2 - hi - 8:
         raise InvalidInputError(f"off_centre_px must be in [0, {SIZE / 2 - hi - 8:g}] for objects of radius "
                                 f"up to {hi:g}, got {off_centre_px}")
+    if not 0.0 <= shortcut_patch_px <= SIZE / 4:
+        raise InvalidInputError(f"shortcut_patch_px must be in [0, {SIZE // 4}], got {shortcut_patch_px}")
     labels = class_labels(n_classes)
     rng = np.random.default_rng(seed)
     classes = rng.permutation(np.arange(n_images) % len(labels))
