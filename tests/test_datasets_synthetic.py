@@ -135,3 +135,31 @@ def test_importing_the_data_layer_loads_no_framework():
     code = ("import sys, benchmark.datasets, benchmark.datasets.download, alignbench.cli.data_cmd; "
             "assert 'tensorflow' not in sys.modules and 'torch' not in sys.modules, 'framework imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_off_centre_objects_and_corner_patch_shortcut():
+    """Objects at least ``off_centre`` from the centre; the patch (corner farthest from the object)
+    has the class's colour when cued, a random one otherwise; the background is then never the cue."""
+    from benchmark.datasets.synthetic import SIZE, class_palette, draw_scene
+
+    palette = class_palette(2)
+    rng = np.random.default_rng(0)
+    for cued in (1.0, 0.0):
+        for c in (0, 1) * 4:
+            image, mask = draw_scene(rng, c, palette, cued, radius=(32, 48), off_centre=56.0, patch=40.0)
+            ys, xs = np.nonzero(mask)
+            cy, cx = ys.mean(), xs.mean()
+            assert np.hypot(cy - SIZE / 2, cx - SIZE / 2) > 40  # the mask's centroid, near its centre
+            y0 = 8 if cy > SIZE / 2 else SIZE - 48
+            x0 = 8 if cx > SIZE / 2 else SIZE - 48
+            patch = image[y0 + 4:y0 + 36, x0 + 4:x0 + 36].reshape(-1, 3).mean(axis=0)
+            close = np.abs(patch - palette[c]).max() < 3
+            assert close if cued else not close, (cued, c, patch, palette[c])
+            assert not mask[y0:y0 + 40, x0:x0 + 40].any()  # the patch is away from the object
+
+
+@pytest.mark.parametrize("kwargs", [{"object_radius_px": (2, 10)}, {"object_radius_px": (50, 40)},
+                                    {"off_centre_px": 200.0}, {"shortcut_patch_px": 100.0}])
+def test_placement_argument_errors(tmp_path, kwargs):
+    with pytest.raises(InvalidInputError):
+        write_clickme_shards(tmp_path, 2, n_shards=1, **kwargs)

@@ -85,6 +85,9 @@ def write_clickme_shards(
     progress: Callable[[int], object] | None = None,
     object_cue: float = 0.0,
     shortcut_margin_px: float = 0.0,
+    object_radius_px: tuple[float, float] = (40.0, 80.0),
+    off_centre_px: float = 0.0,
+    shortcut_patch_px: float = 0.0,
 ) -> list[Path]:
     """Write ``n_images`` synthetic records into ``<out_dir>/<split>-<k>.tfrecords`` (k < n_shards).
 
@@ -98,7 +101,12 @@ def write_clickme_shards(
     ``shortcut_margin_px`` > 0 keeps the background colour (the shortcut, or a random one) away from
     the object: within that distance of it the background has a random colour of its own, so the
     cue is only far from the object (where human maps are zero), not in the blurred halo around it.
-    Returns the shard paths in order.
+    ``object_radius_px`` (lo, hi): the object's size range (256-px pixels); ``off_centre_px`` > 0 puts
+    the object's centre at least that far from the image centre (anywhere else in the frame), so a
+    centred blob does not predict where the object is. ``shortcut_patch_px`` > 0 moves the shortcut
+    from the background into a square patch of that side in the image corner farthest from the object:
+    with probability ``shortcut`` the class's colour, else a random one (the background is then
+    random in every image). Returns the shard paths in order.
     """
     if n_images < 1 or n_shards < 1 or n_shards > n_images:
         raise InvalidInputError(f"need 1 <= n_shards <= n_images, got n_images={n_images}, n_shards={n_shards}")
@@ -108,6 +116,15 @@ def write_clickme_shards(
         raise InvalidInputError(f"shortcut must be a probability in [0, 1], got {shortcut}")
     if not 0.0 <= object_cue <= 1.0:
         raise InvalidInputError(f"object_cue must be a probability in [0, 1], got {object_cue}")
+    lo, hi = (float(v) for v in object_radius_px)
+    if not 4.0 <= lo <= hi <= SIZE * 3 / 8:
+        raise InvalidInputError(f"object_radius_px must be (lo, hi) with 4 <= lo <= hi <= {SIZE * 3 // 8}, "
+                                f"got {object_radius_px}")
+    if not 0.0 <= off_centre_px <= SIZE / 2 - hi - 8:
+        raise InvalidInputError(f"off_centre_px must be in [0, {SIZE / 2 - hi - 8:g}] for objects of radius "
+                                f"up to {hi:g}, got {off_centre_px}")
+    if not 0.0 <= shortcut_patch_px <= SIZE / 4:
+        raise InvalidInputError(f"shortcut_patch_px must be in [0, {SIZE // 4}], got {shortcut_patch_px}")
     labels = class_labels(n_classes)
     rng = np.random.default_rng(seed)
     classes = rng.permutation(np.arange(n_images) % len(labels))
@@ -118,7 +135,8 @@ def write_clickme_shards(
         records = []
         for i in chunk:
             c = int(classes[i])
-            image, mask = draw_scene(rng, c, palette, shortcut, object_cue, shortcut_margin_px)
+            image, mask = draw_scene(rng, c, palette, shortcut, object_cue, shortcut_margin_px,
+                                     (lo, hi), off_centre_px, shortcut_patch_px)
             maps = [participant_map(rng, mask, participant_noise, participant_offset_px)
                     for _ in range(n_participants)]
             mean_map = np.mean(maps, axis=0).round().astype(np.uint8)
@@ -140,7 +158,10 @@ def write_clickme_shards(
                    "split": split, "n_classes": n_classes, "shortcut": shortcut,
                    "participant_noise": participant_noise, "participant_offset_px": participant_offset_px,
                    "jpeg_quality": jpeg_quality, **({"object_cue": object_cue} if object_cue else {}),
-                   **({"shortcut_margin_px": shortcut_margin_px} if shortcut_margin_px else {})},
+                   **({"shortcut_margin_px": shortcut_margin_px} if shortcut_margin_px else {}),
+                   **({"object_radius_px": [lo, hi]} if (lo, hi) != (40.0, 80.0) else {}),
+                   **({"off_centre_px": off_centre_px} if off_centre_px else {}),
+                   **({"shortcut_patch_px": shortcut_patch_px} if shortcut_patch_px else {})},
         "labels": [int(x) for x in labels],
         "shapes": {int(labels[c]): SHAPES[c % len(SHAPES)] for c in range(len(labels))},
         "counts": {"images": n_images, "shards": counts},
@@ -180,20 +201,29 @@ def _object_palette(n: int) -> np.ndarray:
     return mcolors.hsv_to_rgb(hsv) * 255.0
 
 
+def _object_centre(rng: np.random.Generator, r: float, off_centre: float) -> tuple[float, float]:
+    """Uniform over the frame (8 px clear of the border), at least ``off_centre`` from the image centre."""
+    while True:  # rejection: the allowed area is at least a quarter of the square (checked by the caller)
+        cy, cx = rng.uniform(r + 8, SIZE - r - 8, size=2)
+        if not off_centre or np.hypot(cy - SIZE / 2, cx - SIZE / 2) >= off_centre:
+            return cy, cx
+
+
 def draw_scene(rng: np.random.Generator, c: int, palette: np.ndarray, shortcut: float,
-           object_cue: float = 0.0, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+               object_cue: float = 0.0, margin: float = 0.0, radius: tuple[float, float] = (40.0, 80.0),
+               off_centre: float = 0.0, patch: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(image uint8 256x256x3, object mask bool 256x256) for class position ``c``."""
-    r = rng.uniform(40, 80)
-    cy, cx = rng.uniform(r + 8, SIZE - r - 8, size=2)
+    r = rng.uniform(*radius)
+    cy, cx = _object_centre(rng, r, off_centre)
     angle = (c // len(SHAPES)) * np.pi / 7 + rng.normal(0, 0.1)
     mask = _shape_mask(SHAPES[c % len(SHAPES)], cy, cx, r, angle)
     cued = rng.random() < shortcut
-    background = palette[c] if cued else rng.uniform(30, 225, size=3)
+    background = palette[c] if cued and not patch else rng.uniform(30, 225, size=3)
     if margin:  # the (cue or random) colour only far from the object; a random one near it
         from scipy.ndimage import distance_transform_edt
 
         far = distance_transform_edt(~mask) > margin
-        background = np.where(far[..., None], palette[c], rng.uniform(30, 225, size=3))
+        background = np.where(far[..., None], background, rng.uniform(30, 225, size=3))
     yy, xx = np.mgrid[0:SIZE, 0:SIZE]
     theta, freq = rng.uniform(0, np.pi), rng.uniform(0.03, 0.15)
     stripes = np.sin(freq * (xx * np.cos(theta) + yy * np.sin(theta)))[..., None] * 20.0
@@ -203,6 +233,11 @@ def draw_scene(rng: np.random.Generator, c: int, palette: np.ndarray, shortcut: 
         obj_colour = _object_palette(len(palette))[c] + rng.normal(0, 10, size=3)
     obj = obj_colour + rng.normal(0, 6, size=(SIZE, SIZE, 3))
     image = np.where(mask[..., None], obj, image)
+    if patch:  # the shortcut as a patch in the corner farthest from the object
+        side, inset = int(round(patch)), 8
+        y0 = inset if cy > SIZE / 2 else SIZE - inset - side
+        x0 = inset if cx > SIZE / 2 else SIZE - inset - side
+        image[y0:y0 + side, x0:x0 + side] = palette[c] if cued else rng.uniform(0, 255, size=3)
     return np.clip(image, 0, 255).round().astype(np.uint8), mask
 
 

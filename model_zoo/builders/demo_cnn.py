@@ -21,16 +21,21 @@ from model_zoo.weights import Built, WeightsRequest, torch_file_into
 
 INPUT_SIZE = 112
 DEFAULT_WIDTH = 24
-_SOURCE_ID = re.compile(r"^demo_cnn_w(\d{1,3})$")
+_SOURCE_ID = re.compile(r"^demo_cnn_w(\d{1,3})(?:_p(\d))?$")
 
 
-def source_id(width: int = DEFAULT_WIDTH) -> str:
-    """The ``architecture.source_id`` naming a demo CNN of first-layer width ``width``."""
-    return f"demo_cnn_w{int(width)}"
+def source_id(width: int = DEFAULT_WIDTH, pool: int = 1) -> str:
+    """The ``architecture.source_id`` naming a demo CNN of first-layer width ``width`` (and input
+    average-pooling ``pool``, when > 1: ``demo_cnn_w8_p2``)."""
+    return f"demo_cnn_w{int(width)}" + (f"_p{int(pool)}" if pool > 1 else "")
 
 
-def demo_cnn(width: int = DEFAULT_WIDTH, num_classes: int = 1000) -> Any:
-    """An untrained demo CNN (``torch.nn.Module``): (N, 3, H, W) normalised images -> (N, num_classes) logits."""
+def demo_cnn(width: int = DEFAULT_WIDTH, num_classes: int = 1000, pool: int = 1) -> Any:
+    """An untrained demo CNN (``torch.nn.Module``): (N, 3, H, W) normalised images -> (N, num_classes) logits.
+
+    ``pool`` > 1 first averages ``pool`` x ``pool`` blocks of the input: the network runs at a lower
+    resolution while every input pixel still gets a gradient (a bilinear resize by more than 2x, e.g.
+    224 -> 64, skips pixels, and the skipped ones would read as zero saliency)."""
     from model_zoo.frameworks import import_torch
 
     torch = import_torch()
@@ -38,7 +43,9 @@ def demo_cnn(width: int = DEFAULT_WIDTH, num_classes: int = 1000) -> Any:
     if not 1 <= width <= 256:
         raise InvalidInputError(f"demo CNN width must be in 1..256, got {width}")
     widths = [width, 2 * width, 4 * width, 4 * width, 8 * width]
-    layers: list[Any] = []
+    if not 1 <= pool <= 8:
+        raise InvalidInputError(f"demo CNN input pooling must be in 1..8, got {pool}")
+    layers: list[Any] = [nn.AvgPool2d(pool)] if pool > 1 else []
     c_in = 3
     for i, c_out in enumerate(widths):
         k = 5 if i == 0 else 3
@@ -58,8 +65,8 @@ def build(spec: ModelSpec, request: WeightsRequest) -> Built:
     match = _SOURCE_ID.match(spec.source_id or "")
     if match is None:
         raise InvalidInputError(f"model {spec.id!r}: architecture source_id {spec.source_id!r} is not a demo CNN "
-                                "(expected demo_cnn_w<width>, e.g. demo_cnn_w24)")
-    model = demo_cnn(int(match.group(1)))
+                                "(expected demo_cnn_w<width>[_p<pool>], e.g. demo_cnn_w24)")
+    model = demo_cnn(int(match.group(1)), pool=int(match.group(2) or 1))
     if request.mode == "file":
         return torch_file_into(model, request.path)
     if request.mode == "pretrained":
