@@ -25,6 +25,7 @@ from model_zoo.explainers import Explainer, get_explainer  # noqa: E402
 from model_zoo.explainers.compute import reduce_channels, smoothgrad_noise  # noqa: E402
 from model_zoo.preprocessing import Preprocess  # noqa: E402
 from model_zoo.preprocessing_torch import TorchPreprocess  # noqa: E402
+from tests.torch_parity_net import TorchParityNet  # noqa: E402
 
 pytestmark = [pytest.mark.torch,
               pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require gradients")]
@@ -35,24 +36,13 @@ PREP = Preprocess(input_size=96, interpolation="bilinear", mean=(0.485, 0.456, 0
 CLASSES = 10
 
 
-class Net(torch.nn.Module):
+class Net(TorchParityNet):
     def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv1 = torch.nn.Conv2d(3, 8, 3, stride=2)
-        self.bn1 = torch.nn.BatchNorm2d(8, eps=1e-3)
-        self.conv2 = torch.nn.Conv2d(8, 12, 4)
-        self.head = torch.nn.Linear(12, CLASSES)
+        torch.manual_seed(0)  # before the layers are made: the same weights every time
+        super().__init__(CLASSES)
         with torch.no_grad():  # non-trivial BN statistics (fresh ones are the identity)
             self.bn1.running_mean.uniform_(-0.3, 0.3)
             self.bn1.running_var.uniform_(0.5, 2.0)
-
-    def forward(self, x):
-        x = self.conv1(F.pad(x, (0, 1, 0, 1)))
-        x = F.relu(self.bn1(x))
-        x = F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=float("-inf")), 3, stride=2)
-        x = F.relu(self.conv2(F.pad(x, (1, 2, 1, 2))))
-        return self.head(x.mean(dim=(2, 3)))
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ import keras  # noqa: E402
 
 from model_zoo import wrap  # noqa: E402
 from model_zoo.preprocessing import Preprocess  # noqa: E402
+from tests.torch_parity_net import TorchParityNet  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.tf]
 
@@ -60,22 +61,11 @@ def keras_net() -> keras.Model:
     return model
 
 
-class TorchNet(torch.nn.Module):
+class TorchNet(TorchParityNet):
     """The same network in PyTorch (NCHW), TensorFlow's SAME padding written out with F.pad."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(3, 8, 3, stride=2)
-        self.bn1 = torch.nn.BatchNorm2d(8, eps=1e-3)
-        self.conv2 = torch.nn.Conv2d(8, 12, 4)
-        self.head = torch.nn.Linear(12, CLASSES)
-
-    def forward(self, x):
-        x = self.conv1(F.pad(x, (0, 1, 0, 1)))
-        x = F.relu(self.bn1(x))
-        x = F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=float("-inf")), 3, stride=2)
-        x = F.relu(self.conv2(F.pad(x, (1, 2, 1, 2))))
-        return self.head(x.mean(dim=(2, 3)))
+        super().__init__(CLASSES)
 
 
 def torch_copy(model: keras.Model) -> TorchNet:
