@@ -109,6 +109,8 @@ def reachable(url: str, timeout_s: float = 3.0) -> bool:
     ``timeout_s``. Probed once per process and host: the answer is cached, and an unreachable host is
     reported once (a warning), after which downloads from it are skipped like in offline mode."""
     parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("http", "https", "ftp"):  # file:// and other local sources need no network
+        return True
     proxy = urllib.request.getproxies().get(parsed.scheme)
     target = urllib.parse.urlparse(proxy) if proxy and not urllib.request.proxy_bypass(parsed.hostname or "") else parsed
     host = target.hostname or ""
