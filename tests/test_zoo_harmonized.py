@@ -48,6 +48,21 @@ pytestmark = [pytest.mark.slow, pytest.mark.tf, pytest.mark.torch]
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGITS_RTOL, MAPS_RTOL = 1e-4, 1e-3
+
+
+def _has_avx512() -> bool:
+    try:
+        return "avx512f" in open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+
+
+# LeViT-128's float32 input gradients differ between the Keras 2 reference and PyTorch by more than
+# elsewhere on CPUs without AVX-512, where the two take other float32 kernels: measured on an AVX2-only
+# AMD EPYC, maps 1.24e-3 of their maximum (relative L2 8.4e-4, spread over the map) while the logits
+# agree to 7.2e-7; on the AVX-512 EPYC the same comparison gave <= 2.1e-6. A layout or weight error
+# moves the maps by O(1), so a bound of 2e-3 there still catches one.
+MAPS_RTOL_BY_MODEL = {} if _has_avx512() else {"harmonized_levit_128": 2e-3}
 # id -> (input size, file layout)
 MODELS = {
     "harmonized_vgg16": (32, "model"),
@@ -128,7 +143,8 @@ def assert_parity(logits, maps, ref_logits, ref_maps, what: str) -> tuple[float,
     e_logits, e_maps = relative(logits, ref_logits), relative(maps, ref_maps)
     print(f"\n{what}: logits {e_logits:.1e}, maps {e_maps:.1e}")
     assert e_logits <= LOGITS_RTOL, f"{what}: logits differ by {e_logits:.2e} of their largest magnitude"
-    assert e_maps <= MAPS_RTOL, f"{what}: saliency maps differ by {e_maps:.2e} of their maximum"
+    bound = MAPS_RTOL_BY_MODEL.get(what.split(" ")[0], MAPS_RTOL)
+    assert e_maps <= bound, f"{what}: saliency maps differ by {e_maps:.2e} of their maximum (bound {bound:g})"
     return e_logits, e_maps
 
 
