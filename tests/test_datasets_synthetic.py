@@ -159,7 +159,26 @@ def test_off_centre_objects_and_corner_patch_shortcut():
 
 
 @pytest.mark.parametrize("kwargs", [{"object_radius_px": (2, 10)}, {"object_radius_px": (50, 40)},
-                                    {"off_centre_px": 200.0}, {"shortcut_patch_px": 100.0}])
+                                    {"off_centre_px": 200.0}, {"shortcut_patch_px": 100.0},
+                                    {"shapes": ()}, {"shapes": ("disk", "star")}])
 def test_placement_argument_errors(tmp_path, kwargs):
     with pytest.raises(InvalidInputError):
         write_clickme_shards(tmp_path, 2, n_shards=1, **kwargs)
+
+
+def test_bars_carry_the_class_by_orientation_and_the_manifest_names_the_shapes(tmp_path):
+    """``shapes=("hbar", "vbar")``: class 0 a horizontal bar, class 1 a vertical one (same size law,
+    random colours); the manifest records the shapes each label was drawn with."""
+    from benchmark.datasets.synthetic import class_palette, draw_scene
+
+    rng = np.random.default_rng(1)
+    for c, wide in ((0, True), (1, False)) * 3:
+        _, mask = draw_scene(rng, c, class_palette(2), 0.0, shapes=("hbar", "vbar"))
+        ys, xs = np.nonzero(mask)
+        # spread along each axis (a 3:1 bar has a variance ratio of 9, still > 3 when jitter tilts it)
+        along_y, along_x = np.var(ys), np.var(xs)
+        assert (along_x > 3 * along_y) if wide else (along_y > 3 * along_x), (c, along_y, along_x)
+    write_clickme_shards(tmp_path, 4, n_shards=1, n_classes=2, shapes=("hbar", "vbar"))
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["params"]["shapes"] == ["hbar", "vbar"]
+    assert sorted(manifest["shapes"].values()) == ["hbar", "vbar"]

@@ -22,7 +22,9 @@ from model_zoo.errors import InvalidInputError
 from model_zoo.fileio import atomic_write_json
 
 SIZE = 256
-SHAPES = ("disk", "square", "triangle", "cross", "ring")
+SHAPES = ("disk", "square", "triangle", "cross", "ring")  # class c's shape: shapes[c % len(shapes)]
+# every shape the generator draws; "hbar" / "vbar": a 2r x 2r/3 bar, horizontal / vertical
+SHAPE_NAMES = SHAPES + ("hbar", "vbar")
 
 
 def class_labels(n_classes: int) -> np.ndarray:
@@ -88,6 +90,7 @@ def write_clickme_shards(
     object_radius_px: tuple[float, float] = (40.0, 80.0),
     off_centre_px: float = 0.0,
     shortcut_patch_px: float = 0.0,
+    shapes: Sequence[str] = SHAPES,
 ) -> list[Path]:
     """Write ``n_images`` synthetic records into ``<out_dir>/<split>-<k>.tfrecords`` (k < n_shards).
 
@@ -106,7 +109,8 @@ def write_clickme_shards(
     centred blob does not predict where the object is. ``shortcut_patch_px`` > 0 moves the shortcut
     from the background into a square patch of that side in the image corner farthest from the object:
     with probability ``shortcut`` the class's colour, else a random one (the background is then
-    random in every image). Returns the shard paths in order.
+    random in every image). ``shapes``: the shape of class position c is ``shapes[c % len(shapes)]``
+    (names from ``SHAPE_NAMES``; default ``SHAPES``). Returns the shard paths in order.
     """
     if n_images < 1 or n_shards < 1 or n_shards > n_images:
         raise InvalidInputError(f"need 1 <= n_shards <= n_images, got n_images={n_images}, n_shards={n_shards}")
@@ -125,6 +129,10 @@ def write_clickme_shards(
                                 f"up to {hi:g}, got {off_centre_px}")
     if not 0.0 <= shortcut_patch_px <= SIZE / 4:
         raise InvalidInputError(f"shortcut_patch_px must be in [0, {SIZE // 4}], got {shortcut_patch_px}")
+    shapes = tuple(shapes)
+    unknown = [s for s in shapes if s not in SHAPE_NAMES]
+    if not shapes or unknown:
+        raise InvalidInputError(f"shapes must be a non-empty list of {', '.join(SHAPE_NAMES)}; got {list(shapes)}")
     labels = class_labels(n_classes)
     rng = np.random.default_rng(seed)
     classes = rng.permutation(np.arange(n_images) % len(labels))
@@ -136,7 +144,7 @@ def write_clickme_shards(
         for i in chunk:
             c = int(classes[i])
             image, mask = draw_scene(rng, c, palette, shortcut, object_cue, shortcut_margin_px,
-                                     (lo, hi), off_centre_px, shortcut_patch_px)
+                                     (lo, hi), off_centre_px, shortcut_patch_px, shapes)
             maps = [participant_map(rng, mask, participant_noise, participant_offset_px)
                     for _ in range(n_participants)]
             mean_map = np.mean(maps, axis=0).round().astype(np.uint8)
@@ -161,9 +169,10 @@ def write_clickme_shards(
                    **({"shortcut_margin_px": shortcut_margin_px} if shortcut_margin_px else {}),
                    **({"object_radius_px": [lo, hi]} if (lo, hi) != (40.0, 80.0) else {}),
                    **({"off_centre_px": off_centre_px} if off_centre_px else {}),
-                   **({"shortcut_patch_px": shortcut_patch_px} if shortcut_patch_px else {})},
+                   **({"shortcut_patch_px": shortcut_patch_px} if shortcut_patch_px else {}),
+                   **({"shapes": list(shapes)} if shapes != SHAPES else {})},
         "labels": [int(x) for x in labels],
-        "shapes": {int(labels[c]): SHAPES[c % len(SHAPES)] for c in range(len(labels))},
+        "shapes": {int(labels[c]): shapes[c % len(shapes)] for c in range(len(labels))},
         "counts": {"images": n_images, "shards": counts},
     })
     return paths
@@ -187,6 +196,9 @@ def _shape_mask(kind: str, cy: float, cx: float, r: float, angle: float) -> np.n
         return np.maximum(np.abs(dx), np.abs(dy)) < 0.8 * r
     if kind == "triangle":
         return (dy < 0.8 * r) & (np.abs(dx) < (dy + r) / 2)
+    if kind in ("hbar", "vbar"):
+        along, across = (dx, dy) if kind == "hbar" else (dy, dx)
+        return (np.abs(along) < r) & (np.abs(across) < r / 3)
     if kind == "cross":
         return ((np.abs(dx) < r / 3) & (np.abs(dy) < r)) | ((np.abs(dy) < r / 3) & (np.abs(dx) < r))
     d2 = dx**2 + dy**2  # ring
@@ -211,12 +223,13 @@ def _object_centre(rng: np.random.Generator, r: float, off_centre: float) -> tup
 
 def draw_scene(rng: np.random.Generator, c: int, palette: np.ndarray, shortcut: float,
                object_cue: float = 0.0, margin: float = 0.0, radius: tuple[float, float] = (40.0, 80.0),
-               off_centre: float = 0.0, patch: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+               off_centre: float = 0.0, patch: float = 0.0,
+               shapes: Sequence[str] = SHAPES) -> tuple[np.ndarray, np.ndarray]:
     """(image uint8 256x256x3, object mask bool 256x256) for class position ``c``."""
     r = rng.uniform(*radius)
     cy, cx = _object_centre(rng, r, off_centre)
-    angle = (c // len(SHAPES)) * np.pi / 7 + rng.normal(0, 0.1)
-    mask = _shape_mask(SHAPES[c % len(SHAPES)], cy, cx, r, angle)
+    angle = (c // len(shapes)) * np.pi / 7 + rng.normal(0, 0.1)
+    mask = _shape_mask(shapes[c % len(shapes)], cy, cx, r, angle)
     cued = rng.random() < shortcut
     background = palette[c] if cued and not patch else rng.uniform(30, 225, size=3)
     if margin:  # the (cue or random) colour only far from the object; a random one near it

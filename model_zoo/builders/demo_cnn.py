@@ -21,16 +21,17 @@ from model_zoo.weights import Built, WeightsRequest, torch_file_into
 
 INPUT_SIZE = 112
 DEFAULT_WIDTH = 24
-_SOURCE_ID = re.compile(r"^demo_cnn_w(\d{1,3})(?:_p(\d))?$")
+_SOURCE_ID = re.compile(r"^demo_cnn_w(\d{1,3})(?:_p(\d))?(_nonorm)?$")
+NORMS = ("group", "none")
 
 
-def source_id(width: int = DEFAULT_WIDTH, pool: int = 1) -> str:
+def source_id(width: int = DEFAULT_WIDTH, pool: int = 1, norm: str = "group") -> str:
     """The ``architecture.source_id`` naming a demo CNN of first-layer width ``width`` (and input
-    average-pooling ``pool``, when > 1: ``demo_cnn_w8_p2``)."""
-    return f"demo_cnn_w{int(width)}" + (f"_p{int(pool)}" if pool > 1 else "")
+    average-pooling ``pool``, when > 1: ``demo_cnn_w8_p2``; no normalisation layers: ``_nonorm``)."""
+    return f"demo_cnn_w{int(width)}" + (f"_p{int(pool)}" if pool > 1 else "") + ("_nonorm" if norm == "none" else "")
 
 
-def demo_cnn(width: int = DEFAULT_WIDTH, num_classes: int = 1000, pool: int = 1) -> Any:
+def demo_cnn(width: int = DEFAULT_WIDTH, num_classes: int = 1000, pool: int = 1, norm: str = "group") -> Any:
     """An untrained demo CNN (``torch.nn.Module``): (N, 3, H, W) normalised images -> (N, num_classes) logits.
 
     ``pool`` > 1 first averages ``pool`` x ``pool`` blocks of the input: the network runs at a lower
@@ -45,6 +46,8 @@ def demo_cnn(width: int = DEFAULT_WIDTH, num_classes: int = 1000, pool: int = 1)
     widths = [width, 2 * width, 4 * width, 4 * width, 8 * width]
     if not 1 <= pool <= 8:
         raise InvalidInputError(f"demo CNN input pooling must be in 1..8, got {pool}")
+    if norm not in NORMS:
+        raise InvalidInputError(f"demo CNN norm must be one of {', '.join(NORMS)}, got {norm!r}")
     layers: list[Any] = [nn.AvgPool2d(pool)] if pool > 1 else []
     c_in = 3
     for i, c_out in enumerate(widths):
@@ -52,8 +55,9 @@ def demo_cnn(width: int = DEFAULT_WIDTH, num_classes: int = 1000, pool: int = 1)
         # GroupNorm, not BatchNorm: per image, so the network (and its saliency) is the same function
         # in training and in evaluation; with BatchNorm's batch statistics the harmonized saliency
         # did not carry over to eval mode after a short CPU training
-        layers += [nn.Conv2d(c_in, c_out, k, stride=2 if i != 3 else 1, padding=k // 2, bias=False),
-                   nn.GroupNorm(4 if c_out % 4 == 0 else 1, c_out), nn.ReLU(inplace=False)]
+        conv = nn.Conv2d(c_in, c_out, k, stride=2 if i != 3 else 1, padding=k // 2, bias=norm == "none")
+        layers += [conv, nn.GroupNorm(4 if c_out % 4 == 0 else 1, c_out)] if norm == "group" else [conv]
+        layers.append(nn.ReLU(inplace=False))
         c_in = c_out
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
     return nn.Sequential(*layers)
@@ -66,7 +70,7 @@ def build(spec: ModelSpec, request: WeightsRequest) -> Built:
     if match is None:
         raise InvalidInputError(f"model {spec.id!r}: architecture source_id {spec.source_id!r} is not a demo CNN "
                                 "(expected demo_cnn_w<width>[_p<pool>], e.g. demo_cnn_w24)")
-    model = demo_cnn(int(match.group(1)), pool=int(match.group(2) or 1))
+    model = demo_cnn(int(match.group(1)), pool=int(match.group(2) or 1), norm="none" if match.group(3) else "group")
     if request.mode == "file":
         return torch_file_into(model, request.path)
     if request.mode == "pretrained":
