@@ -36,7 +36,9 @@ def demo_cnn(width: int = DEFAULT_WIDTH, num_classes: int = 1000, pool: int = 1,
 
     ``pool`` > 1 first averages ``pool`` x ``pool`` blocks of the input: the network runs at a lower
     resolution while every input pixel still gets a gradient (a bilinear resize by more than 2x, e.g.
-    224 -> 64, skips pixels, and the skipped ones would read as zero saliency)."""
+    224 -> 64, skips pixels, and the skipped ones would read as zero saliency). ``norm``: "group"
+    (GroupNorm after each convolution, the demo's) or "none" (biased convolutions, no normalisation;
+    a variant tried for issue 15, kept for experiments: ``bench/bench_demo_seeds.py --set norm=none``)."""
     from model_zoo.frameworks import import_torch
 
     torch = import_torch()
