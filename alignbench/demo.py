@@ -87,7 +87,7 @@ class DemoPlan:
     train_shortcut: float = 0.5
     shortcut_margin_px: float = 0.0  # background shortcut only farther than this from the object (256-px pixels)
     shortcut_patch_px: float = 64.0  # > 0: the shortcut is a patch of this side in the corner farthest from the object
-    test_shortcut: float = 0.0  # the held-out split: random backgrounds
+    test_shortcut: float = 0.0  # the held-out split: the shortcut (patch or background) always a random colour
     width: int = 8  # first-layer width of the demo CNN
     norm: str = "group"  # the demo CNN's normalisation layers: "group" | "none"
     input_size: int = 112  # the CNN's input resolution (the exported preprocessing resizes 224 -> this)
