@@ -385,7 +385,10 @@ class Job:
             if not hasattr(adapter, "set_fast_path"):
                 raise ModelFailure(f"--fast-path {self.config.fast_path}: only PyTorch models have fast paths; "
                                    f"{self.record_id} is {getattr(adapter, 'framework', type(adapter).__name__)}")
-            adapter.set_fast_path(self.config.fast_path)
+            try:
+                adapter.set_fast_path(self.config.fast_path)
+            except InvalidInputError as exc:  # e.g. a network torch.fx cannot trace has no fused path
+                raise ModelFailure(str(exc)) from exc
         return adapter
 
     # -- writing

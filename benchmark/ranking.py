@@ -11,10 +11,11 @@ How the CPU path stays within about one plain ``np.sort`` of the model maps (mea
 * float32 maps of >= ``_ROW_PATH_MIN_PIXELS`` pixels (saliency maps) are scored one map at a
   time, so every temporary stays in cache. Exact zeros (ReLU dead regions, |grad| = 0) are left
   out of the sort -- their average rank follows from their count. The other pixels' floats are
-  mapped to order-preserving uint32 keys and stably sorted, order and permutation together, by
-  whichever of two kernels is faster on this CPU, timed once per process and map size
+  mapped to order-preserving uint32 keys and sorted, each key carrying a uint32 value (the bits of
+  the pixel's reference rank when scoring, so no gather follows; its index when ranking), by
+  whichever of two kernels is faster on this CPU, timed once per process, map size and input kind
   (:func:`sort_kernel`): a two-pass LSD radix sort (numpy's stable argsort of 16-bit keys is a
-  radix sort) or numpy's SIMD sort of (key << 32 | index) uint64 words. Maps with few distinct values (binary masks, coarse quantisation)
+  radix sort) or numpy's SIMD sort of (key << 32 | value) uint64 words. Maps with few distinct values (binary masks, coarse quantisation)
   are not sorted at all: each value's average rank follows from counts, and one bincount sums
   the reference ranks per value (:func:`_value_index`, with a cost model choosing).
 * Without ties the rank at sorted position j is j, so the numerator of the correlation is a
@@ -384,16 +385,17 @@ def _row_numerator(x: np.ndarray, h: np.ndarray, positions: np.ndarray) -> tuple
         # exact as well (half-integer products, see above)
         num = float(np.einsum("i,i->", centred.take(index), h.astype(np.float64)))  # no BLAS threads
         return num, _ss(n, float(np.sum(counts**3 - counts))), False
-    srt = _row_sort(x)
+    srt = _row_sort(x, h.view(np.uint32))  # each pixel carries its reference rank's bits
     if srt is None:
         return float("nan"), float("nan"), True
-    v, order, z, neg = srt
+    v, carried, z, neg = srt
     m = n - z
-    g = h.take(order).astype(np.float64)  # reference ranks in sorted order
+    g = carried.view(np.float32).astype(np.float64)  # reference ranks in sorted order
     c0 = (n - 1) / 2.0
     g_sum = float(g.sum())
     # sorted non-zero j sits at full position j (negatives) or j + z (positives)
-    num = float(np.einsum("i,i->", g, positions[:m])) + z * float(g[neg:].sum()) - c0 * g_sum
+    positive_sum = g_sum if neg == 0 else float(g[neg:].sum())
+    num = float(np.dot(g, positions[:m])) + z * positive_sum - c0 * g_sum
     if z:
         zero_centred = neg + (z - 1) / 2.0 - c0
         num += zero_centred * (n * (n + 1) / 2.0 - g_sum)  # reference ranks at the zeros
@@ -426,7 +428,7 @@ def _row_ranks(x: np.ndarray) -> tuple[np.ndarray, float, bool]:
     srt = _row_sort(x)
     if srt is None:
         return np.zeros(n, dtype=np.float32), float("nan"), True
-    v, order, z, neg = srt
+    v, order, z, neg = srt  # order: the pixel index at each sorted position
     m = n - z
     sorted_rank = np.arange(1.0, m + 1.0)
     sorted_rank[neg:] += z
@@ -504,58 +506,69 @@ def _value_index(x: np.ndarray) -> tuple[np.ndarray, int] | None:
     return at_most, values.size
 
 
-def _row_sort(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int] | None:
-    """Sort the non-zero pixels of one float32 map (n,): (sorted uint32 keys (m,), pixel index of
-    each (m,), number of zeros z = n - m, number of negative values); None if the map has a NaN.
+def _row_sort(x: np.ndarray, payload: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+    """Sort the non-zero pixels of one float32 map (n,): (sorted uint32 keys (m,), what each carries
+    (m,), number of zeros z = n - m, number of negative values); None if the map has a NaN.
+
+    Each pixel carries ``payload[pixel]`` (uint32 (n,), e.g. the bits of a reference rank: no
+    gather after the sort) or, by default, its pixel index. Within a tied run the carried values
+    may come in any order (both kernels give the same multiset per run), which no average rank or
+    score depends on. The returned arrays may be strided views.
 
     Exact zeros (ReLU dead regions, |gradient| = 0) are the common long tie: they are left out
     of the sort, since their average rank follows from their count and the number of negative
-    values. The other pixels' float32 bits are mapped to uint32 keys in the same order and
-    sorted by a two-pass LSD radix sort: numpy's stable argsort of 16-bit keys is a radix sort,
-    so the two passes together cost about one ``np.sort`` of the float32 map and give the
-    permutation too (``argsort`` of the floats is ~3-6x slower, a sort of 64-bit value|pixel
-    keys ~2x; measured with bench/bench_spearman.py).
+    values. The other pixels' float32 bits are mapped to uint32 keys in the same order (for a map
+    without negative values, the bits themselves) and sorted, with what they carry, by whichever
+    kernel :func:`sort_kernel` measured faster on this CPU.
     """
     bits = x.view(np.uint32)
     nonzero = x != 0  # -0.0 == 0.0: both zeros are one tie, as for scipy
     m = int(np.count_nonzero(nonzero))
     z = x.size - m
-    pixel = np.flatnonzero(nonzero) if z else None
+    if m == 0:
+        return np.empty(0, np.uint32), np.empty(0, np.uint32), z, 0
+    pixel = np.flatnonzero(nonzero).astype(np.uint32) if z else None
     v = bits.take(pixel) if z else bits.copy()
-    # order-preserving map of float32 bits to uint32: negatives flip all bits, others the sign
-    v ^= (np.uint32(0) - (v >> np.uint32(31))) | np.uint32(0x80000000)
-    v, order = _SORT_KERNELS[sort_kernel(v)](v)  # order: sorted position -> index among the non-zero pixels
+    if payload is None:
+        carried = pixel if z else np.arange(x.size, dtype=np.uint32)
+    else:
+        carried = payload.take(pixel) if z else payload
+    signed = not float(x.min()) >= 0.0  # a NaN reads as signed too, and is then caught below
+    if signed:  # order-preserving map of float32 bits to uint32: negatives flip all bits, others the sign
+        v ^= (np.uint32(0) - (v >> np.uint32(31))) | np.uint32(0x80000000)
+    else:  # non-negative floats (saliency maps) already order as their bits; +0.0 is left out
+        v |= np.uint32(0x80000000)
+    v, carried = _SORT_KERNELS[sort_kernel(v)](v, carried)
     # NaNs map above +inf (0xff800000) or, with the sign bit set, below -inf (0x007fffff)
-    if m and (v[-1] > 0xFF800000 or v[0] < 0x007FFFFF):
+    if v[-1] > 0xFF800000 or v[0] < 0x007FFFFF:
         return None
-    if z:
-        order = pixel.take(order)
-    return v, order, z, int(np.searchsorted(v, 0x80000000))
+    return v, carried, z, int(np.searchsorted(v, 0x80000000)) if signed else 0
 
 
-def _radix_sort(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stable sort of uint32 keys (m,): (sorted keys, permutation as intp). Two LSD passes of
-    numpy's stable argsort of 16-bit keys, which is a counting radix sort."""
+def _radix_sort(v: np.ndarray, carried: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable sort of uint32 keys (m,) carrying uint32 values (m,): (sorted keys, carried values in
+    that order). Two LSD passes of numpy's stable argsort of 16-bit keys, a counting radix sort."""
     low_first = np.argsort(v.astype(np.uint16), kind="stable")  # radix pass on the low 16 bits
     v = v.take(low_first)
     high_then = np.argsort((v >> np.uint32(16)).astype(np.uint16), kind="stable")
-    return v.take(high_then), low_first.take(high_then)
+    return v.take(high_then), carried.take(low_first.take(high_then))
 
 
-_KEY_WORD, _INDEX_WORD = (1, 0) if sys.byteorder == "little" else (0, 1)  # uint32 halves of a uint64
+_KEY_WORD, _CARRIED_WORD = (1, 0) if sys.byteorder == "little" else (0, 1)  # uint32 halves of a uint64
 
 
-def _packed_sort(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stable sort of uint32 keys (m,), same result as :func:`_radix_sort`: each key is packed
-    with its index into one uint64 (key high, index low), so numpy's SIMD ``np.sort`` of uint64
-    (x86-simd-sort on AVX2 / AVX-512) orders keys and breaks ties by index in one pass."""
-    m = v.size
-    packed = np.empty(m, dtype=np.uint64)
-    words = packed.view(np.uint32)
-    words[_KEY_WORD::2] = v
-    words[_INDEX_WORD::2] = np.arange(m, dtype=np.uint32)
+def _packed_sort(v: np.ndarray, carried: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort of uint32 keys (m,) carrying uint32 values (m,), as :func:`_radix_sort` but within a
+    tied run ordered by the carried value: each key is packed with its value into one uint64 (key
+    high), so numpy's SIMD ``np.sort`` of uint64 (x86-simd-sort on AVX2 / AVX-512) moves both in
+    one pass. The keys come back contiguous (the tie scan reads them twice), the carried values
+    as a strided view into the sorted words (no gather)."""
+    packed = v.astype(np.uint64)
+    packed <<= np.uint64(32)
+    packed |= carried
     packed.sort()
-    return words[_KEY_WORD::2].copy(), words[_INDEX_WORD::2].astype(np.intp)
+    words = packed.view(np.uint32)
+    return words[_KEY_WORD::2].copy(), words[_CARRIED_WORD::2]
 
 
 SORT_KERNEL_ENV = "ALIGNBENCH_SORT_KERNEL"
@@ -574,8 +587,9 @@ def sort_kernel(keys: np.ndarray) -> str:
     tie-heavy (quantised maps: under 90% distinct in a strided sample) or continuous -- and the
     faster is kept for that kind: which wins depends on the CPU's SIMD sort (numpy's uint64 sort
     is vectorised on AVX2 / AVX-512, its 16-bit radix argsort is not) and on the ties, so it is
-    measured rather than assumed. Both kernels return the identical stable order, so the choice
-    never changes a rank or a score.
+    measured rather than assumed. Both kernels return the same sorted keys and, within each tied
+    run, the same carried values (possibly in another order), so the choice never changes a rank
+    or a score.
     """
     forced = os.environ.get(SORT_KERNEL_ENV, "").strip().lower() or "auto"
     if forced in _SORT_KERNELS:
@@ -594,10 +608,11 @@ def _calibrate(keys: np.ndarray) -> str:
     """The faster kernel on `keys`: best of _CALIBRATION_ROUNDS interleaved timings each, so a
     burst of load from other processes hits both alike (about 10 ms for a 224x224 map)."""
     best = {name: float("inf") for name in _SORT_KERNELS}
+    carried = np.arange(keys.size, dtype=np.uint32)
     for _ in range(_CALIBRATION_ROUNDS):
         for name, kernel in _SORT_KERNELS.items():
             start = time.perf_counter()
-            kernel(keys)
+            kernel(keys, carried)
             best[name] = min(best[name], time.perf_counter() - start)
     return min(best, key=best.__getitem__)
 
@@ -605,13 +620,13 @@ def _calibrate(keys: np.ndarray) -> str:
 def _row_runs(v: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Runs of >= 2 equal keys in a sorted row: (first, last) sorted positions, int64; None if
     there is no tie."""
-    m = v.size
-    edge = np.zeros(m + 1, dtype=bool)
-    np.equal(v[1:], v[:-1], out=edge[1:m])
-    if not edge.any():
+    pairs = np.flatnonzero(v[1:] == v[:-1])  # i where v[i] == v[i + 1]
+    if pairs.size == 0:
         return None
-    edges = np.flatnonzero(edge[1:] != edge[:-1])
-    return edges[0::2], edges[1::2]
+    breaks = np.flatnonzero(np.diff(pairs) != 1)  # a run ends where the tied pairs stop being consecutive
+    first = np.concatenate((pairs[:1], pairs[breaks + 1]))
+    last = np.concatenate((pairs[breaks], pairs[-1:])) + 1
+    return first, last
 
 
 def spearman(a: Any, b: Any) -> np.ndarray:

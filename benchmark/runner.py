@@ -41,7 +41,7 @@ class RunConfig:
     shard: tuple[int, int] | None = None
     download: bool = True
     progress: bool = True
-    fast_path: str = "eager"  # torch models: eager, channels_last or compile (bench/bench_saliency.py --fast-paths)
+    fast_path: str = "eager"  # torch models: one of model_zoo.adapters.base.FAST_PATHS (bench/bench_saliency.py --fast-paths)
     save_maps: bool = False  # keep every image's map beside the record (benchmark.maps_store)
     decision_rule: str | None = None  # psychophysics: animal/non-animal read-out (None = the task's default)
     explainer: str | None = None  # maps: the explainer's name (None = the task's default, saliency)

@@ -68,3 +68,18 @@ def test_grad_cam_on_the_last_conv_stage_equals_captum(model, photos):
     ours = adapter.explain(x, labels, "grad-cam")
     assert theirs.max() > 0
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.max())
+
+
+def test_the_fused_fast_path_keeps_the_pretrained_maps(model, photos):
+    """BatchNorm folded into the convolutions (the ``fused`` fast path) reorders float32 arithmetic
+    only: on a real network the maps keep their ranking of pixels (bench_saliency measures the same)."""
+    import copy
+
+    module, adapter = model
+    labels = adapter.predict(photos).argmax(axis=1)
+    fused = wrap(copy.deepcopy(module), lite.PREPROCESS, batch_size=4)
+    fused.set_fast_path("fused")
+    assert fused.fast_path == "fused"
+    np.testing.assert_array_equal(fused.predict(photos).argmax(axis=1), labels)
+    rho = spearman(fused.saliency(photos, labels), adapter.saliency(photos, labels))
+    assert np.all(rho >= 0.999), rho

@@ -70,3 +70,43 @@ def test_fast_path_on_a_model_without_one_is_that_model_failure(tmp_path) -> Non
                                       device="cpu", progress=False, fast_path="compile"),
                      task=MapsTask(FakeDataset()), loader=fake_loader()).outcomes[0]
     assert out.status == "failed" and "only PyTorch models have fast paths" in out.error
+
+
+def test_fused_keeps_float32_maps_and_grad_cam_still_hooks_the_module() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (3, 224, 224, 3)).astype(np.float32)
+    labels = np.array([1, 400, 999])
+    adapter = _adapter()
+    bn = adapter.module[1]
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2.0)
+    eager = adapter.saliency(x, labels)
+    cam = adapter.explain(x, labels, "grad-cam")
+    adapter.set_fast_path("fused")
+    assert adapter.fast_path == "fused"
+    assert isinstance(adapter.module[1], torch.nn.BatchNorm2d)  # the module itself keeps its BatchNorm
+    fast = adapter.saliency(x, labels)
+    assert fast.dtype == np.float32 and fast.shape == eager.shape
+    np.testing.assert_allclose(fast, eager, rtol=1e-4, atol=1e-5 * float(eager.max()))
+    assert np.nanmin(spearman(fast, eager)) >= 0.999
+    np.testing.assert_allclose(adapter.explain(x, labels, "grad-cam"), cam, rtol=1e-4, atol=1e-6)
+
+
+def test_a_network_without_a_fused_path_is_that_model_failure(tmp_path) -> None:
+    from model_zoo.adapters.torch_adapter import TorchAdapter
+
+    class Branchy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 1000))
+
+        def forward(self, x):
+            return self.head(x) if x.mean() > 0 else -self.head(x)  # data-dependent: untraceable
+
+    def loader(*args, **kw):
+        return TorchAdapter(Branchy(), {"input_size": 224, "mean": (0.5,) * 3, "std": (0.25,) * 3})
+
+    out = runner.run(runner.RunConfig(dataset="fake-set", models=["good-model"], results_dir=tmp_path, batch_size=6,
+                                      device="cpu", progress=False, fast_path="fused"),
+                     task=MapsTask(FakeDataset()), loader=loader).outcomes[0]
+    assert out.status == "failed" and "cannot be traced by torch.fx" in out.error

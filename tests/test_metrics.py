@@ -259,9 +259,9 @@ def test_fast_path_edge_cases_match_scipy_and_the_chunk_path(rng, monkeypatch):
         calls["count"] += out is not None
         return out
 
-    def spy_sort(x):
+    def spy_sort(x, *payload):
         calls["sort"] += 1
-        return real_sort(x)
+        return real_sort(x, *payload)
 
     ranked = metrics.rank_maps(human)
     monkeypatch.setattr(ranking, "_value_index", spy_index)

@@ -40,14 +40,22 @@ def test_every_kernel_gives_identical_ranks_and_scores(kind: str, monkeypatch) -
         np.testing.assert_array_equal(results[kernel][2], results["radix"][2])
 
 
-def test_kernels_return_the_same_stable_permutation() -> None:
-    keys = np.random.default_rng(3).integers(0, 50, size=10_000, dtype=np.uint32)  # many ties
-    (v_radix, o_radix), (v_packed, o_packed) = ranking._radix_sort(keys), ranking._packed_sort(keys)
+def test_kernels_sort_keys_and_carry_values_alike() -> None:
+    rng = np.random.default_rng(3)
+    keys = rng.integers(0, 50, size=10_000, dtype=np.uint32)  # many ties
+    index = np.arange(keys.size, dtype=np.uint32)
+    (v_radix, o_radix), (v_packed, o_packed) = ranking._radix_sort(keys, index), ranking._packed_sort(keys, index)
     np.testing.assert_array_equal(v_radix, np.sort(keys))
-    np.testing.assert_array_equal(o_radix, np.argsort(keys, kind="stable"))
+    np.testing.assert_array_equal(o_radix, np.argsort(keys, kind="stable"))  # carrying the index: stable
     np.testing.assert_array_equal(v_packed, v_radix)
     np.testing.assert_array_equal(o_packed, o_radix)
-    assert o_packed.dtype == np.intp
+    values = rng.integers(0, 1 << 32, size=keys.size, dtype=np.uint64).astype(np.uint32)  # any payload
+    (v_radix, c_radix), (v_packed, c_packed) = ranking._radix_sort(keys, values), ranking._packed_sort(keys, values)
+    np.testing.assert_array_equal(v_packed, v_radix)
+    np.testing.assert_array_equal(c_radix, values[np.argsort(keys, kind="stable")])
+    for key in np.unique(keys):  # within a tied run the packed kernel orders by value: same multiset
+        run = v_radix == key
+        np.testing.assert_array_equal(np.sort(c_packed[run]), np.sort(c_radix[run]))
 
 
 def test_auto_times_each_size_bucket_once(monkeypatch) -> None:

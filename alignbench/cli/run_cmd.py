@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from alignbench.cli import options
+from model_zoo.adapters.base import FAST_PATHS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,9 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     options.add_batch_size(p)
     options.add_device(p)
     options.add_precision(p, extra=("auto",))
-    p.add_argument("--fast-path", default="eager", choices=["eager", "channels_last", "compile"],
-                   help="PyTorch models: run the float32 network in NHWC layout or torch.compile'd "
-                        "(maps agree to float32 rounding; recorded, and part of the record's identity)")
+    p.add_argument("--fast-path", default="eager", choices=list(FAST_PATHS),
+                   help="PyTorch models: run the float32 network in NHWC layout, torch.compile'd, or "
+                        "fused (NHWC, eval BatchNorm folded into the convolution before it); maps agree "
+                        "to float32 rounding; recorded, and part of the record's identity")
     p.add_argument("--weights", default="pretrained",
                    help="pretrained (default), random (untrained control) or a local weights file")
     options.add_results(p)

@@ -41,7 +41,7 @@ PRECISIONS = ("float32", "bfloat16", "float16")
 # --fast-paths measures each: speed-up and map agreement with "eager"). None changes the
 # arithmetic's precision; they reorder it (memory layout, fused kernels), so maps agree with eager
 # ones to float32 rounding, not bit for bit.
-FAST_PATHS = ("eager", "channels_last", "compile")
+FAST_PATHS = ("eager", "channels_last", "compile", "fused")
 # Pixels a hair outside [0, 255] come from float rounding in upstream resizes, not from bad input.
 _RANGE_SLACK = 1e-2
 

@@ -12,11 +12,13 @@ where token layers (3-D outputs) follow it: a vision transformer has no last con
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any, Iterator
 
 import numpy as np
 
 from model_zoo.adapters.base import FAST_PATHS, Adapter
+from model_zoo.adapters.batchnorm_folding import fold_batch_norm
 from model_zoo.errors import InvalidInputError
 from model_zoo.explainers import Explainer
 from model_zoo.frameworks import import_torch
@@ -25,6 +27,7 @@ from model_zoo.preprocessing_torch import TorchPreprocess
 
 torch = import_torch()
 F = torch.nn.functional
+log = logging.getLogger(__name__)
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -86,12 +89,22 @@ class TorchAdapter(Adapter):
         """Run the module as ``path`` (one of :data:`FAST_PATHS`): ``"eager"`` (as given),
         ``"channels_last"`` (NHWC memory layout for weights and input: the boundary NHWC images
         need no transpose copy), ``"compile"`` (``torch.compile`` of the module; forward and the
-        input-gradient backward are compiled on the first call of each batch shape)."""
+        input-gradient backward are compiled on the first call of each batch shape), ``"fused"``
+        (channels_last, and eval BatchNorm folded into the convolution before it, in a traced copy
+        made now: :mod:`model_zoo.adapters.batchnorm_folding`; Grad-CAM, which hooks the module's
+        own layers, still runs the module as given)."""
         if path not in FAST_PATHS:
             raise InvalidInputError(f"fast_path: {path!r} is not one of {', '.join(FAST_PATHS)}")
-        layout = torch.channels_last if path == "channels_last" else torch.contiguous_format
-        self.module = self.module.to(memory_format=layout)
-        self._forward = torch.compile(self.module, dynamic=False) if path == "compile" else self.module
+        layout = torch.channels_last if path in ("channels_last", "fused") else torch.contiguous_format
+        if path == "fused":
+            folded = fold_batch_norm(self.module, name=self.name)
+            log.info("fast path fused: %s: %d of %d BatchNorm layers folded", self.name, folded.folded,
+                     folded.batch_norms)
+            self.module = self.module.to(memory_format=torch.contiguous_format)
+            self._forward = folded.module.to(memory_format=layout)
+        else:
+            self.module = self.module.to(memory_format=layout)
+            self._forward = torch.compile(self.module, dynamic=False) if path == "compile" else self.module
         self.fast_path = path
 
     # ------------------------------------------------------------------ preprocessing
@@ -122,12 +135,14 @@ class TorchAdapter(Adapter):
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self._autocast_dtype)
 
-    def _logits(self, x_nhwc: "torch.Tensor") -> "torch.Tensor":
+    def _logits(self, x_nhwc: "torch.Tensor", *, hooked: bool = False) -> "torch.Tensor":
+        """Logits of the fast-path network, or (`hooked`) of the module as given, whose layers
+        carry the caller's forward hooks."""
         with self._autocast():
             x = self._model_input(x_nhwc)
-            if self.fast_path == "channels_last":
+            if self.fast_path in ("channels_last", "fused"):
                 x = x.contiguous(memory_format=torch.channels_last)
-            out = self._forward(x)
+            out = self.module(x) if hooked else self._forward(x)
         if not isinstance(out, torch.Tensor):
             out = getattr(out, "logits", out)  # Hugging Face style outputs
         if not isinstance(out, torch.Tensor) or out.ndim != 2:
@@ -191,7 +206,7 @@ class TorchAdapter(Adapter):
         try:
             x = torch.from_numpy(images[:1]).to(self.device)
             with self._frozen_eval(), torch.inference_mode():
-                self._logits(x)
+                self._logits(x, hooked=True)
         finally:
             for h in handles:
                 h.remove()
@@ -218,7 +233,7 @@ class TorchAdapter(Adapter):
         x = torch.from_numpy(images).to(self.device).requires_grad_(True)  # parameters are frozen: build a graph
         try:
             with self._frozen_eval(), torch.enable_grad():
-                logits = self._logits(x)
+                logits = self._logits(x, hooked=True)
                 if not captured or not isinstance(captured[-1], torch.Tensor) or captured[-1].ndim != 4:
                     raise InvalidInputError(f"explainer grad-cam: module {name!r} of {self.name} gives no 4-D activation")
                 acts = captured[-1]
