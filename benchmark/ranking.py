@@ -395,7 +395,7 @@ def _row_numerator(x: np.ndarray, h: np.ndarray, positions: np.ndarray) -> tuple
     g_sum = float(g.sum())
     # sorted non-zero j sits at full position j (negatives) or j + z (positives)
     positive_sum = g_sum if neg == 0 else float(g[neg:].sum())
-    num = float(np.dot(g, positions[:m])) + z * positive_sum - c0 * g_sum
+    num = float(np.einsum("i,i->", g, positions[:m])) + z * positive_sum - c0 * g_sum  # no BLAS threads
     if z:
         zero_centred = neg + (z - 1) / 2.0 - c0
         num += zero_centred * (n * (n + 1) / 2.0 - g_sum)  # reference ranks at the zeros

@@ -91,8 +91,8 @@ class TorchAdapter(Adapter):
         need no transpose copy), ``"compile"`` (``torch.compile`` of the module; forward and the
         input-gradient backward are compiled on the first call of each batch shape), ``"fused"``
         (channels_last, and eval BatchNorm folded into the convolution before it, in a traced copy
-        made now: :mod:`model_zoo.adapters.batchnorm_folding`; Grad-CAM, which hooks the module's
-        own layers, still runs the module as given)."""
+        made now: :mod:`model_zoo.adapters.batchnorm_folding`). Grad-CAM hooks the module's own
+        layers, so under every fast path it runs the module as given."""
         if path not in FAST_PATHS:
             raise InvalidInputError(f"fast_path: {path!r} is not one of {', '.join(FAST_PATHS)}")
         layout = torch.channels_last if path in ("channels_last", "fused") else torch.contiguous_format
