@@ -15,9 +15,11 @@ How the CPU path stays within about one plain ``np.sort`` of the model maps (mea
   the pixel's reference rank when scoring, so no gather follows; its index when ranking), by
   whichever of two kernels is faster on this CPU, timed once per process, map size and input kind
   (:func:`sort_kernel`): a two-pass LSD radix sort (numpy's stable argsort of 16-bit keys is a
-  radix sort) or numpy's SIMD sort of (key << 32 | value) uint64 words. Maps with few distinct values (binary masks, coarse quantisation)
-  are not sorted at all: each value's average rank follows from counts, and one bincount sums
-  the reference ranks per value (:func:`_value_index`, with a cost model choosing).
+  radix sort) or numpy's SIMD sort of (key << 32 | value) uint64 words. Maps with few distinct
+  values (binary masks, coarse quantisation) are not sorted at all: each pixel's value index is
+  read from a 64 KiB table addressed by 16 bits of its float32 pattern, each value's average rank
+  follows from counts, and one gather and dot sum the reference ranks per value
+  (:func:`_value_index`, with a cost model choosing).
 * Without ties the rank at sorted position j is j, so the numerator of the correlation is a
   dot product of the centred positions with the human ranks gathered in sorted order, and the
   denominator is the closed form n(n^2-1)/12. Tied runs are found by comparing sorted
@@ -66,6 +68,7 @@ _ROW_PATH_MIN_PIXELS = 4096  # float32 maps this big are scored one map at a tim
 _COUNT_SAMPLE = 1024  # pixels sampled to propose a map's distinct values
 _COUNT_MAX_VALUES = 24  # never rank a map with more distinct values than this by counting
 _COUNT_BREAK_EVEN = 16  # see the cost model in _value_index
+_HASH_PASSES = 6  # the same cost model: the table lookup's passes over the pixels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,12 +381,13 @@ def _row_numerator(x: np.ndarray, h: np.ndarray, positions: np.ndarray) -> tuple
     n = x.size
     indexed = _value_index(x)
     if indexed is not None:  # few distinct values: counted
-        index, d = indexed
-        counts = np.bincount(index, minlength=d).astype(np.float64)
+        index, counts = indexed
+        counts = counts.astype(np.float64)
         centred = _value_centred_ranks(counts, n)
         # a gather from the d-entry table and one dot: cheaper than a weighted bincount, and
         # exact as well (half-integer products, see above)
-        num = float(np.einsum("i,i->", centred.take(index), h.astype(np.float64)))  # no BLAS threads
+        # (take with intp indices: numpy's take of uint8 indices is ~5x slower than cast + take)
+        num = float(np.einsum("i,i->", centred.take(index.astype(np.intp)), h))  # float64 sums; no BLAS threads
         return num, _ss(n, float(np.sum(counts**3 - counts))), False
     srt = _row_sort(x, h.view(np.uint32))  # each pixel carries its reference rank's bits
     if srt is None:
@@ -421,10 +425,10 @@ def _row_ranks(x: np.ndarray) -> tuple[np.ndarray, float, bool]:
     n = x.size
     indexed = _value_index(x)
     if indexed is not None:
-        index, d = indexed
-        counts = np.bincount(index, minlength=d).astype(np.float64)
+        index, counts = indexed
+        counts = counts.astype(np.float64)
         rank_of_value = (_value_centred_ranks(counts, n) + (n + 1) / 2.0).astype(np.float32)
-        return rank_of_value.take(index), _ss(n, float(np.sum(counts**3 - counts))), False
+        return rank_of_value.take(index.astype(np.intp)), _ss(n, float(np.sum(counts**3 - counts))), False
     srt = _row_sort(x)
     if srt is None:
         return np.zeros(n, dtype=np.float32), float("nan"), True
@@ -467,43 +471,78 @@ def _value_centred_ranks(counts: np.ndarray, n: int) -> np.ndarray:
     return np.cumsum(counts) - (counts + 1.0) / 2.0 - (n - 1) / 2.0
 
 
-def _value_index(x: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """(index of each pixel's value among the map's sorted distinct values, number of values),
-    found without sorting the map -- or None where sorting is expected to be cheaper.
+def _value_index(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(index of each pixel's value among the map's sorted distinct values (uint8 (n,)), each
+    value's count (int64 (d,))) for a map with few distinct values -- or None where ranking by
+    sorting is expected to be cheaper.
 
-    A strided sample proposes the distinct values; each pixel's index is the number of proposed
-    values <= it, minus one (one vector compare per value). Pixels whose value the sample missed
-    (rare tail values) are few: their values join the set and the index is corrected with one
-    compare per added value. None for a map with a NaN, with more than ``_COUNT_MAX_VALUES``
-    values, or where the cost model below favours the radix sort of :func:`_row_sort`.
+    A strided sample says whether the map has few values (and the cost model below whether
+    counting pays); then one ``np.sort`` of the map gives the exact values and their counts (a
+    SIMD sort is cheapest of all on so many duplicates), and each pixel's index is read from a
+    table addressed by 16 bits of its float32 pattern (:func:`_value_hash`: a fixed number of
+    passes) or, where no 16 bits tell the values apart, counted as the number of values <= it,
+    minus one (one vector compare per value). None for a map with a NaN, with more than
+    ``_COUNT_MAX_VALUES`` values, or where the sort of :func:`_row_sort` should be cheaper.
     """
     n = x.size
     sample = x[:: max(1, n // _COUNT_SAMPLE)]
-    values = np.unique(sample)  # sorted; -0.0 and +0.0 merge
-    # cost model (bench/bench_spearman.py): counting ~ (values + 4) passes over all pixels, the
-    # radix sort ~ _COUNT_BREAK_EVEN passes over the non-zero pixels only
-    nonzero_fraction = np.count_nonzero(sample) / sample.size
-    if values.size + 4 > _COUNT_BREAK_EVEN * nonzero_fraction or np.isnan(values[-1]):
+    proposed = np.unique(sample)  # sorted; -0.0 and +0.0 merge
+    if proposed.size > _COUNT_MAX_VALUES or np.isnan(proposed[-1]):
         return None
-    at_most = np.zeros(n, dtype=np.uint8)  # number of values <= each pixel (<= _COUNT_MAX_VALUES: a byte)
-    mask = np.empty(n, dtype=bool)
+    # cost model (bench/bench_spearman.py): indexing ~ _HASH_PASSES passes over all pixels (a
+    # table is assumed: few values almost always have one), the sort ~ _COUNT_BREAK_EVEN passes
+    # over the non-zero pixels
+    if _HASH_PASSES > _COUNT_BREAK_EVEN * (np.count_nonzero(sample) / sample.size):
+        return None
+    ordered = np.sort(x)
+    if np.isnan(ordered[-1]):  # NaNs sort last
+        return None
+    firsts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1  # -0.0 == +0.0: one value
+    if firsts.size >= _COUNT_MAX_VALUES:  # values the sample missed: not few after all
+        return None
+    bounds = np.concatenate(([0], firsts, [n]))
+    values = ordered.take(bounds[:-1])
+    return _index_of(x, values, _value_hash(values)), np.diff(bounds)
+
+
+_HASH_BITS = 16  # table of 2^16 one-byte entries (64 KiB: stays in L2)
+
+
+def _value_hash(values: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """(shift, table) such that ``table[(bits >> shift) & 0xFFFF]`` is the index in `values` (sorted
+    distinct float32, NaN-free) of every pixel whose float32 bit pattern is one of theirs -- both
+    zeros included -- and 255 where no value hashes; None where no shift separates the values."""
+    patterns = values.view(np.uint32)
+    owner = np.arange(values.size, dtype=np.uint8)
+    zero = np.flatnonzero(values == 0)
+    if zero.size:  # -0.0 and +0.0 are one value with two patterns
+        patterns = np.append(patterns, patterns[zero] ^ np.uint32(0x80000000))
+        owner = np.append(owner, owner[zero])
+    for shift in range(32 - _HASH_BITS, -1, -1):  # the sign, exponent and top mantissa bits first
+        slots = (patterns >> np.uint32(shift)) & np.uint32((1 << _HASH_BITS) - 1)
+        if np.unique(slots).size == slots.size:
+            table = np.full(1 << _HASH_BITS, 255, dtype=np.uint8)
+            table[slots] = owner
+            return shift, table
+    return None
+
+
+def _index_of(x: np.ndarray, values: np.ndarray, table: tuple[int, np.ndarray] | None) -> np.ndarray:
+    """uint8 (n,): the index in `values` of each pixel's value, exact for pixels whose value is in
+    `values` (others get some index: the caller checks)."""
+    if table is not None:
+        shift, lut = table
+        slot = x.view(np.uint32) >> np.uint32(shift)
+        if shift < 32 - _HASH_BITS:
+            slot &= np.uint32((1 << _HASH_BITS) - 1)
+        return lut.take(slot.astype(np.intp))
+    at_most = np.zeros(x.size, dtype=np.uint8)  # number of values <= each pixel (<= _COUNT_MAX_VALUES: a byte)
+    mask = np.empty(x.size, dtype=bool)
     for v in values:
         np.greater_equal(x, v, out=mask)
         at_most += mask
-    np.not_equal(values.take(at_most - 1, mode="clip"), x, out=mask)
-    missed = np.flatnonzero(mask)
-    if missed.size:
-        if missed.size * _COUNT_MAX_VALUES > n:  # many values outside the sample: not few
-            return None
-        extra = np.unique(x.take(missed))
-        if np.isnan(extra[-1]) or values.size + extra.size > _COUNT_MAX_VALUES:
-            return None
-        for v in extra:
-            np.greater_equal(x, v, out=mask)
-            at_most += mask
-        values = np.union1d(values, extra)
     at_most -= 1
-    return at_most, values.size
+    return at_most
 
 
 def _row_sort(x: np.ndarray, payload: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, int] | None:

@@ -81,3 +81,32 @@ def test_forced_kernel_and_bad_value(monkeypatch) -> None:
     monkeypatch.setenv(SORT_KERNEL_ENV, "quick")
     with pytest.raises(InvalidInputError, match=SORT_KERNEL_ENV):
         sort_kernel(np.arange(10, dtype=np.uint32))
+
+
+def test_few_valued_maps_are_indexed_by_table_or_by_compares_and_match_scipy(monkeypatch) -> None:
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    side = 72
+    n = side * side
+    table_map = rng.choice(np.array([0.0, -0.0, 0.25, 0.5, 1.0, 2.0, 3.5], dtype=np.float32), size=n)
+    table_map[1::1030] = 7.75  # a rare value between the sampled pixels (every 5th): found by the check, added
+    assert ranking._COUNT_SAMPLE == 1024 and n // 1024 == 5 and 7.75 not in table_map[::5]
+    p = np.float32(1.5)
+    # p, its neighbour (differs in bit 0) and -p (bit 31): no 16 contiguous bits tell all three apart
+    inseparable = rng.choice(np.array([p, np.nextafter(p, np.float32(2)), -p], dtype=np.float32), size=n)
+    assert ranking._value_hash(np.unique(table_map[::4])) is not None
+    assert ranking._value_hash(np.unique(inseparable)) is None
+    maps = np.stack([table_map, inseparable]).reshape(2, side, side)
+    human = rng.random((2, side, side), dtype=np.float32)
+    ranked_human = rank_maps(human)
+    counted = []
+    real = ranking._value_index
+    monkeypatch.setattr(ranking, "_value_index", lambda x: counted.append(real(x) is not None) or real(x))
+    got = spearman_ranked(ranked_human, maps)
+    ranks = rank_maps(maps).ranks
+    assert counted == [True] * 4  # both maps counted, not sorted, when scored and when ranked
+    for i in range(2):
+        want = stats.spearmanr(maps[i].ravel(), human[i].ravel())[0]
+        assert abs(got[i] - want) <= 1e-12, (i, got[i], want)
+        np.testing.assert_array_equal(ranks[i], stats.rankdata(maps[i].ravel()).astype(np.float32))
