@@ -396,7 +396,7 @@ def _row_numerator(x: np.ndarray, h: np.ndarray, positions: np.ndarray) -> tuple
     m = n - z
     g = carried.view(np.float32).astype(np.float64)  # reference ranks in sorted order
     c0 = (n - 1) / 2.0
-    g_sum = float(g.sum())
+    g_sum = float(g.sum()) if z else n * (n + 1) / 2.0  # without zeros left out: every rank, 1..n
     # sorted non-zero j sits at full position j (negatives) or j + z (positives)
     positive_sum = g_sum if neg == 0 else float(g[neg:].sum())
     num = float(np.einsum("i,i->", g, positions[:m])) + z * positive_sum - c0 * g_sum  # no BLAS threads
@@ -567,16 +567,17 @@ def _row_sort(x: np.ndarray, payload: np.ndarray | None = None) -> tuple[np.ndar
     if m == 0:
         return np.empty(0, np.uint32), np.empty(0, np.uint32), z, 0
     pixel = np.flatnonzero(nonzero).astype(np.uint32) if z else None
-    v = bits.take(pixel) if z else bits.copy()
+    v = bits.take(pixel) if z else bits  # `bits` is never written: each branch below makes a new array
     if payload is None:
         carried = pixel if z else np.arange(x.size, dtype=np.uint32)
     else:
         carried = payload.take(pixel) if z else payload
     signed = not float(x.min()) >= 0.0  # a NaN reads as signed too, and is then caught below
+    sign = np.uint32(0x80000000)
     if signed:  # order-preserving map of float32 bits to uint32: negatives flip all bits, others the sign
-        v ^= (np.uint32(0) - (v >> np.uint32(31))) | np.uint32(0x80000000)
+        v = v ^ ((np.uint32(0) - (v >> np.uint32(31))) | sign)
     else:  # non-negative floats (saliency maps) already order as their bits; +0.0 is left out
-        v |= np.uint32(0x80000000)
+        v = np.bitwise_or(v, sign, out=v if z else None)
     v, carried = _SORT_KERNELS[sort_kernel(v)](v, carried)
     # NaNs map above +inf (0xff800000) or, with the sign bit set, below -inf (0x007fffff)
     if v[-1] > 0xFF800000 or v[0] < 0x007FFFFF:
