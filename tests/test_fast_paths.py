@@ -1,5 +1,5 @@
-"""Float32 fast paths of the torch adapter (channels_last; compile is timed by bench_saliency only:
-compiling a network takes minutes on 2 cores) and the --fast-path run option."""
+"""Float32 fast paths of the torch adapter (channels_last, fused; compile is timed by bench_saliency
+only: compiling a network takes minutes on 2 cores) and the --fast-path run option."""
 from __future__ import annotations
 
 import numpy as np
