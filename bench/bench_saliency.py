@@ -29,7 +29,7 @@ eager maps, on that ResNet-50 and on the pretrained EfficientNet-Lite0 (scikit-i
 Target: >= 1.5x at agreement >= 0.999 on both; a faster path below 0.999 is reported, not made the
 default.
 
-    nice python bench/bench_saliency.py [--batch 16] [--repeat 5] [--precision bfloat16|none]
+    nice python bench/bench_saliency.py [--batch 32] [--repeat 5] [--precision bfloat16|none]
                                         [--frameworks torch,keras] [--images 32] [--maps | --no-maps]
                                         [--fast-paths channels_last,compile,fused,batch2x]
     (the maps part alone: python bench/bench_saliency.py --frameworks none --precision none)
@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 import model_zoo
+from model_zoo.adapters.base import DEFAULT_BATCH_SIZE
 from model_zoo.frameworks import import_tensorflow, import_torch
 
 
@@ -260,7 +261,9 @@ def bench_fast_paths(paths: list[str], batch: int, repeat: int) -> dict[str, tup
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH_SIZE,
+                        help=f"images per call (default {DEFAULT_BATCH_SIZE}, what `alignbench run` uses: a fast "
+                             "path's gain depends on it)")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (median taken)")
     parser.add_argument("--frameworks", default="torch,keras")
     parser.add_argument("--precision", default="bfloat16", help="bfloat16, float16 (GPU) or none")
