@@ -5,7 +5,9 @@ Prints, in one run of a few minutes on a GPU:
   (1) Spearman parity: ``spearman_ranked`` of CUDA maps (the torch path) vs the numpy CPU path on
       the same maps, max |rho difference| (target <= 1e-9), and the time of each;
   (2) saliency images/s (float32, random weights) of ResNet-50 (``tv_resnet50``) and ViT-B/16
-      (``timm_vit_base_patch16_224``), steady state after a warm-up batch;
+      (``timm_vit_base_patch16_224``), steady state after a warm-up batch, and of the ``fused``
+      fast path (BatchNorm folded, NHWC) with its maps' min per-image Spearman against the eager
+      maps (a ViT has no BatchNorm to fold: the path then only changes the layout);
   (3) prepared-data images/s: ``get_dataset(folder).batches(B)`` from a prepared copy of a generated
       ClickMe-format set;
   (4) a projection of the 85-model ClickMe-val run in GPU-hours: per model, images / (saliency rate)
@@ -73,8 +75,12 @@ def spearman_parity(device: str, n: int, torch) -> float:
     return t_dev / n
 
 
-def saliency_rate(model_id: str, device: str, batch: int, rounds: int) -> float:
+def saliency_rate(model_id: str, device: str, batch: int, rounds: int) -> tuple[float, float | None]:
+    """(float32 eager saliency img/s, img/s of the ``fused`` fast path or None where the network has
+    none); the fused maps' agreement with the eager maps is printed beside it."""
     import model_zoo
+    from benchmark.metrics import spearman
+    from model_zoo.errors import InvalidInputError
 
     adapter = model_zoo.load(model_id, weights="random", device=device, batch_size=batch)
     rng = np.random.default_rng(0)
@@ -82,7 +88,17 @@ def saliency_rate(model_id: str, device: str, batch: int, rounds: int) -> float:
     labels = rng.integers(0, 1000, batch)
     rate = batch / timed(lambda: adapter.saliency(x, labels), rounds)
     print(f"(2) saliency {model_id}: {rate:.1f} img/s (float32, batch {batch}, {device})", flush=True)
-    return rate
+    eager_maps = adapter.saliency(x, labels)
+    try:
+        adapter.set_fast_path("fused")  # the same weights, BatchNorm folded, NHWC
+    except InvalidInputError as exc:
+        print(f"    fast path fused: none for {model_id} ({exc})", flush=True)
+        return rate, None
+    fused = batch / timed(lambda: adapter.saliency(x, labels), rounds)
+    agreement = float(np.nanmin(spearman(adapter.saliency(x, labels), eager_maps)))
+    print(f"    fast path fused: {fused:.1f} img/s ({fused / rate:.2f}x eager), min per-image Spearman vs eager "
+          f"maps {agreement:.6f}", flush=True)
+    return rate, fused
 
 
 def prepared_rate(n_images: int, batch: int) -> float:
@@ -142,10 +158,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}", flush=True)
     spearman_s = spearman_parity(device, n_maps, torch)
     model_ids = args.saliency_models.split(",")
-    rates = [saliency_rate(m, device, batch, rounds) for m in model_ids]
+    measured = [saliency_rate(m, device, batch, rounds) for m in model_ids]
+    rates = [eager for eager, _ in measured]
     data = prepared_rate(images, batch)
     hours = project(args.models, args.val_images, rates, data, spearman_s)
-    return {"spearman_s": spearman_s, **dict(zip(model_ids, rates)), "prepared": data, "gpu_hours": hours}
+    fused = {f"{m} fused": f for m, (_, f) in zip(model_ids, measured) if f is not None}
+    return {"spearman_s": spearman_s, **dict(zip(model_ids, rates)), **fused, "prepared": data, "gpu_hours": hours}
 
 
 if __name__ == "__main__":

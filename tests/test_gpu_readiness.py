@@ -68,8 +68,10 @@ def test_gpu_smoke_dry_run(capsys) -> None:
     spec.loader.exec_module(smoke)
     out = smoke.main(["--dry", "--saliency-models", "tv_resnet18", "--models", "2", "--val-images", "100"])
     printed = capsys.readouterr().out
-    for line in ("(1) Spearman cpu vs CPU", "OK", "(2) saliency tv_resnet18", "(3) prepared data", "(4) projection"):
+    for line in ("(1) Spearman cpu vs CPU", "OK", "(2) saliency tv_resnet18", "fast path fused:",
+                 "(3) prepared data", "(4) projection"):
         assert line in printed
+    assert out["tv_resnet18 fused"] > 0
     per_image = 1 / out["tv_resnet18"] + 1 / out["prepared"] + out["spearman_s"]
     assert out["gpu_hours"] == pytest.approx(2 * 100 * per_image / 3600)
 
