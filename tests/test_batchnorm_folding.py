@@ -36,6 +36,19 @@ class _Residual(nn.Module):
         return self.bn(y) + y
 
 
+class _SharedConv(nn.Module):
+    """One conv called twice, each call followed by its own BatchNorm: folding either would change
+    the other call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.bn1, self.bn2 = nn.BatchNorm2d(4), nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        return self.bn2(self.conv(self.bn1(self.conv(x))))
+
+
 class _ScaledConv(nn.Conv2d):
     """A conv that transforms its weight (like weight standardisation): not foldable."""
 
@@ -84,11 +97,11 @@ def test_unsafe_pairs_are_left_alone() -> None:
     untracked = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4, track_running_stats=False))
     x = torch.randn(2, 4, 16, 16)
     for name, net in (("residual", _Residual()), ("pre-activation", pre_activation), ("scaled", scaled),
-                      ("untracked", untracked)):
+                      ("untracked", untracked), ("shared", _SharedConv())):
         net = _randomise_batch_norms(net)
         folded = fold_batch_norm(net, name)
         assert folded.folded == 0, name
-        assert _batch_norm_count(folded.module) == folded.batch_norms == 1, name
+        assert _batch_norm_count(folded.module) == folded.batch_norms == _batch_norm_count(net), name
         with torch.no_grad():
             torch.testing.assert_close(folded.module(x), net(x), msg=name)
 

@@ -14,7 +14,8 @@ as timm's own feature extraction does), and a pair is folded only when it is saf
 * the BatchNorm is exactly ``nn.BatchNorm2d`` or timm's ``BatchNormAct2d`` (its activation and
   dropout are kept, as a small ``nn.Sequential``), tracks running statistics, and takes the
   convolution's output as its only input;
-* nothing else reads the convolution's output (a residual branch would see unnormalised values).
+* nothing else reads the convolution's output (a residual branch would see unnormalised values),
+  and neither module is called anywhere else (shared weights would change for every call).
 
 The result is a new ``torch.fx.GraphModule`` holding copies of the parameters: the module given is not
 changed, and training it afterwards does not reach the folded copy.
@@ -22,6 +23,7 @@ changed, and training it afterwards does not reach the folded copy.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +109,8 @@ def fold_batch_norm(module: Any, name: str = "model") -> FoldedModule:
     modules = dict(folded_module.named_modules())
     conv_types = _foldable_conv_types(torch, timm_layers)
     batch_norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in modules.values())
+    # a module called at two places (shared weights) is changed for both by a fold: never fold it
+    calls = Counter(n.target for n in folded_module.graph.nodes if n.op == "call_module")
     folded = 0
     for node in list(folded_module.graph.nodes):
         if node.op != "call_module" or not isinstance(modules.get(node.target), torch.nn.BatchNorm2d):
@@ -116,7 +120,8 @@ def fold_batch_norm(module: Any, name: str = "model") -> FoldedModule:
         conv_node = node.args[0] if len(node.args) == 1 and not node.kwargs else None
         if (rest is False or not bn.track_running_stats or not isinstance(conv_node, fx.Node)
                 or conv_node.op != "call_module" or len(conv_node.users) != 1
-                or type(modules.get(conv_node.target)) not in conv_types):
+                or type(modules.get(conv_node.target)) not in conv_types
+                or calls[conv_node.target] != 1 or calls[node.target] != 1):
             continue
         fused = fuse_conv_bn_eval(modules[conv_node.target], bn)
         _replace_module(folded_module, conv_node.target, fused)
