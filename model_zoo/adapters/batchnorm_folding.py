@@ -42,25 +42,14 @@ class FoldedModule:
     batch_norms: int
 
 
-def _timm_layers() -> Any:
-    try:
-        import timm.layers
-    except ImportError:  # timm is optional for folding: torchvision models trace without it
-        return None
-    return timm.layers
-
-
 def _tracer(timm_layers: Any) -> Any:
-    torch = import_torch()
-    fx = torch.fx
-    if timm_layers is None:
-        return fx.Tracer()
+    """A torch.fx tracer that keeps timm's untraceable modules (dynamic 'same' padding,
+    BatchNormAct2d...) and functions whole, as timm's own feature extraction does."""
+    fx = import_torch().fx
     leaves = tuple(timm_layers.get_notrace_modules())
     functions = tuple(timm_layers.get_notrace_functions())
 
     class _TimmAwareTracer(fx.Tracer):
-        """timm's untraceable modules (dynamic 'same' padding, BatchNormAct2d...) stay whole."""
-
         def __init__(self) -> None:
             super().__init__(autowrap_functions=functions)
 
@@ -70,19 +59,12 @@ def _tracer(timm_layers: Any) -> Any:
     return _TimmAwareTracer()
 
 
-def _foldable_conv_types(torch: Any, timm_layers: Any) -> tuple[type, ...]:
-    types: tuple[type, ...] = (torch.nn.Conv2d,)
-    if timm_layers is not None:
-        types += (timm_layers.Conv2dSame,)
-    return types
-
-
 def _after_norm(torch: Any, timm_layers: Any, bn: Any) -> Any:
     """What must still run after the folded BatchNorm: None (plain BatchNorm2d), the activation and
     dropout of a timm BatchNormAct2d, or False where the type is not one this pass knows."""
     if type(bn) is torch.nn.BatchNorm2d:
         return None
-    if timm_layers is not None and type(bn) is timm_layers.BatchNormAct2d:
+    if type(bn) is timm_layers.BatchNormAct2d:
         return torch.nn.Sequential(bn.drop, bn.act)
     return False
 
@@ -96,7 +78,8 @@ def fold_batch_norm(module: Any, name: str = "model") -> FoldedModule:
     fx = torch.fx
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-    timm_layers = _timm_layers()
+    import timm.layers as timm_layers  # a dependency of the project; imported on first use only
+
     root = copy.deepcopy(module).eval()
     tracer = _tracer(timm_layers)
     try:
@@ -107,7 +90,7 @@ def fold_batch_norm(module: Any, name: str = "model") -> FoldedModule:
             "use --fast-path channels_last or compile for it") from exc
     folded_module = fx.GraphModule(root, graph)
     modules = dict(folded_module.named_modules())
-    conv_types = _foldable_conv_types(torch, timm_layers)
+    conv_types = (torch.nn.Conv2d, timm_layers.Conv2dSame)  # convs whose output is linear in weight, bias
     batch_norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in modules.values())
     # a module called at two places (shared weights) is changed for both by a fold: never fold it
     calls = Counter(n.target for n in folded_module.graph.nodes if n.op == "call_module")
