@@ -528,8 +528,8 @@ def _value_hash(values: np.ndarray) -> tuple[int, np.ndarray] | None:
 
 
 def _index_of(x: np.ndarray, values: np.ndarray, table: tuple[int, np.ndarray] | None) -> np.ndarray:
-    """uint8 (n,): the index in `values` of each pixel's value, exact for pixels whose value is in
-    `values` (others get some index: the caller checks)."""
+    """uint8 (n,): the index in `values` (every distinct value of `x`, sorted) of each pixel's value,
+    by the table of :func:`_value_hash` or, without one, by one compare per value."""
     if table is not None:
         shift, lut = table
         slot = x.view(np.uint32) >> np.uint32(shift)
