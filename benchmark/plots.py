@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from benchmark import figures, published, records
 from benchmark.figures import FAMILY_STYLE, family_style, save_figure
 from model_zoo.errors import InvalidInputError
+from model_zoo.explainers import DEFAULT as DEFAULT_EXPLAINER
 
 __all__ = ["FAMILY_STYLE", "Point", "build_pareto", "measured_points", "notable", "pareto_front", "plot_pareto",
            "published_points", "save_figure"]
@@ -50,27 +51,11 @@ def pareto_front(points: Sequence[Point]) -> list[Point]:
     return sorted(front, key=lambda q: q.top1)
 
 
-DEFAULT_EXPLAINER = "saliency"
-# the description the maps task wrote before explainers were data (the default's, unchanged)
-_SALIENCY_DESCRIPTION = "saliency: max over channels of |d logit[label] / d image| (224x224 image frame)"
-
-
-def record_explainer(record: dict[str, Any]) -> str | None:
-    """The name of the explainer a record was scored with (None: the task has no explainer)."""
-    spec = record.get("explainer_spec")
-    if isinstance(spec, dict) and isinstance(spec.get("name"), str):
-        return spec["name"]
-    text = record.get("explainer")
-    if not isinstance(text, str):
-        return None
-    return DEFAULT_EXPLAINER if text == _SALIENCY_DESCRIPTION else text.split(":", 1)[0]
-
-
 def select_explainer(loaded: records.LoadedResults, explainer: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The records of ``explainer`` (and those of tasks without one), and a note on the others."""
     keep, others = [], {}
     for r in loaded.records:
-        name = record_explainer(r)
+        name = records.explainer_name(r)
         if name is None or name == explainer:
             keep.append(r)
         else:
@@ -168,7 +153,7 @@ def build_pareto(results_dir: str | Path, dataset: str, *, with_published: bool 
     are drawn only on the published-ImageNet-top-1 axis. Raises with the reason when nothing can be drawn."""
     loaded = records.load_results(results_dir, dataset)
     points, notes, accuracy = measured_points(results_dir, dataset, accuracy, loaded, explainer)
-    present = sorted({n for n in map(record_explainer, loaded.records) if n is not None})
+    present = sorted({n for n in map(records.explainer_name, loaded.records) if n is not None})
     if not points and present and explainer not in present:
         raise InvalidInputError(f"--explainer {explainer}: no records of that explainer for dataset {dataset!r} in "
                                 f"{results_dir}; its records are of: {', '.join(present)}")

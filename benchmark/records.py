@@ -33,6 +33,8 @@ import numpy as np
 
 from benchmark import scores
 from model_zoo.errors import InvalidInputError
+from model_zoo.explainers import DEFAULT as DEFAULT_EXPLAINER
+from model_zoo.explainers import Explainer, get_explainer
 from model_zoo.fileio import atomic_write_json, atomic_write_text, sha256_file
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,46 @@ def upgrade(record: Mapping[str, Any]) -> dict[str, Any]:
 #: Which score-shape field is a task's headline (figures, leaderboard): maps tasks report alignment as
 #: a fraction of the human ceiling (the paper's "human feature alignment"); psychophysics (-log MSE)
 #: and neural predictivity (Pearson r, uncorrected as in the 2023 figure) report the raw score.
+def explainer_name(record: Mapping[str, Any]) -> str | None:
+    """The name of the explainer a record was scored with (None: its task computes no maps).
+
+    Read from ``explainer_spec`` (the full spec, written since explainers are data) or else from
+    the ``explainer`` description older maps records carry (the default's description is unchanged).
+    """
+    spec = record.get("explainer_spec")
+    if isinstance(spec, Mapping) and isinstance(spec.get("name"), str):
+        return spec["name"]
+    text = record.get("explainer")
+    if not isinstance(text, str):
+        return None
+    return DEFAULT_EXPLAINER if text == get_explainer().description else text.split(":", 1)[0]
+
+
+def default_explainer_problem(record: Mapping[str, Any]) -> str | None:
+    """None when ``record`` was scored with exactly the default explainer (saliency, the paper's) or
+    computes no maps; else why not, in a sentence naming the explainer it ran.
+
+    A spec is compared field by field with the default's, so a record that calls another recipe
+    ``saliency`` is not taken for the default.
+    """
+    spec = record.get("explainer_spec")
+    if spec is None:
+        name = explainer_name(record)
+        if name is None or name == DEFAULT_EXPLAINER:
+            return None
+        return f"scored with the explainer {name!r}, not {DEFAULT_EXPLAINER!r}"
+    try:
+        if not isinstance(spec, Mapping):
+            raise InvalidInputError(f"expected an object, found {type(spec).__name__}")
+        used = Explainer.from_dict(spec)
+    except (InvalidInputError, TypeError) as exc:
+        return f"explainer_spec is not an explainer spec ({exc})"
+    if used == get_explainer():
+        return None
+    same_name = " (a recipe that is not the default under the default's name)" if used.name == DEFAULT_EXPLAINER else ""
+    return f"scored with the explainer {used.name!r}{same_name}: {used.description}"
+
+
 HEADLINE = {"maps": "normalized", "psychophysics": "score", "neural": "score"}
 
 

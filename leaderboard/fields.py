@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from benchmark import records
+
 Record = Mapping[str, Any]
 
 #: The record fields the maps task's per-image scores file determines (recomputed by validation).
@@ -147,3 +149,14 @@ def provenance(rec: Record) -> Mapping[str, Any]:
 def failure(rec: Record) -> str | None:
     """Why a failed run failed (schema 2's ``failure``)."""
     return text(rec.get("failure"))
+
+
+def explainer(rec: Record) -> str | None:
+    """The name of the explainer the record's maps came from (None: no maps task)."""
+    return records.explainer_name(rec)
+
+
+def explainer_problem(rec: Record) -> str | None:
+    """Why the record's maps are not the leaderboard's (the default explainer, saliency, exactly as
+    the paper scored them), or None: only such records are ranked."""
+    return records.default_explainer_problem(rec)

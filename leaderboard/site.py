@@ -16,6 +16,10 @@ Every row falls in one of three sections, each ranked on its own (per dataset):
 * **synthetic**: anything on generated data (the pins' ``synthetic``, or the record's
   ``dataset_synthetic``): never ranked with human data.
 
+Only the maps of saliency, the paper's explainer, are ranked: a maintainers' record of another
+explainer is left out with a note (``alignbench plot-pareto --explainer NAME`` compares those), and
+validation refuses a submission of one.
+
 Random-weight controls are marked and not ranked. Each mark (SYNTHETIC, random weights, unverified)
 is shown wherever the row's number is: the table, the plot, the model page, and the CSV and
 Markdown exports.
@@ -214,8 +218,13 @@ def _catalog_entries(results_dir: Path, dataset: str, notes: list[str], pins: Pi
     loaded = records.load_results(results_dir, dataset)
     notes += loaded.problems
     out = []
+    other_explainers: dict[str, int] = {}
     for r in loaded.records:
         if not F.ok(r) or F.task(r) != "maps":
+            continue
+        if F.explainer_problem(r):  # the board ranks the paper's saliency maps only: never mixed
+            name = F.explainer(r) or "?"
+            other_explainers[name] = other_explainers.get(name, 0) + 1
             continue
         try:
             records.safe_name(str(r.get("model")), "model id")
@@ -240,6 +249,10 @@ def _catalog_entries(results_dir: Path, dataset: str, notes: list[str], pins: Pi
             weights=F.weights(r), random=random)
         _classify_catalog(e, r, pins.get(dataset))
         out.append(e)
+    if other_explainers:
+        listed = ", ".join(f"{_clip(k, 80)} ({v})" for k, v in sorted(other_explainers.items()))
+        notes.append(f"{dataset}: records of other explainers than saliency (the paper's) not listed: {listed}; "
+                     "compare them with alignbench plot-pareto --explainer NAME")
     return out
 
 

@@ -3,7 +3,7 @@
 Every problem is reported with the bundle and the field it concerns; nothing stops at the first one.
 Checked: the files a bundle may hold (no traversal, no symlinks, no stray files, no file or field
 over its size limit), ``submission.json`` (schema, metadata, claimed top-1), each record (schema and
-value ranges, the submission's id and weights, a full run), the dataset against facts the bundle
+value ranges, the submission's id and weights, a full run, maps of exactly the default explainer), the dataset against facts the bundle
 cannot choose (:class:`Reference`: the pins of ``known_datasets.json`` first, then the local data,
 then the catalog's own records): image count, fingerprint, image-id set, ceiling and whether the data
 is generated; the per-image file (its sha256, and every aggregate recomputed from it), and clashes
@@ -246,6 +246,10 @@ def check_record(bundle: Bundle, dataset: str, rec: Mapping[str, Any], ref: Refe
     if F.task(rec) != "maps":
         bad("task", f"only maps-task records are ranked here, found {rec.get('task')!r}")
         return problems
+    explainer = F.explainer_problem(rec)
+    if explainer:
+        bad("explainer_spec", f"{explainer}; the leaderboard ranks the maps of saliency, the paper's explainer, only "
+            "(score without --explainer; compare other explainers with alignbench plot-pareto --explainer NAME)")
     if F.model_id(rec) != bundle.id:
         bad("model", f"{rec.get('model')!r} differs from the submission id {bundle.id!r}")
     if F.dataset(rec) != dataset:

@@ -10,7 +10,7 @@ import pytest
 from alignbench.cli import main
 from benchmark import records, runner
 from benchmark.job import identity, ModelRef
-from benchmark.plots import measured_points, record_explainer
+from benchmark.plots import measured_points
 from benchmark.tasks.maps import MapsTask
 from model_zoo import wrap
 from model_zoo.errors import InvalidInputError
@@ -96,7 +96,7 @@ def test_plot_pareto_draws_one_explainer(tmp_path):
     with pytest.raises(InvalidInputError, match="no records of that explainer.*gradient-x-input, saliency"):
         plot_pareto(tmp_path, ds.name, tmp_path / "f.png", explainer="grad-cam")
     # records written before explainers were data carry only the description: read as saliency
-    assert record_explainer({"explainer": get_explainer().description}) == "saliency"
+    assert records.explainer_name({"explainer": get_explainer().description}) == "saliency"
 
 
 def test_records_of_several_precisions_drawn_together_are_noted(tmp_path):

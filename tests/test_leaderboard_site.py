@@ -113,6 +113,13 @@ def test_the_table_has_every_column_ranked_by_alignment(site):
     assert "random weights" in control["cells"][1]
 
 
+def test_records_of_another_explainer_are_left_out_with_a_note(site):
+    # good-model+paper-release would top the board (alignment 0.99) if it were ranked with saliency's maps
+    assert not [e for e in site.entries if e.model_id == "good-model+paper-release"]
+    assert any("records of other explainers than saliency" in n and "paper-release (1)" in n for n in site.notes)
+    assert "good-model+paper-release" not in (site.index.parent / "leaderboard.csv").read_text()
+
+
 def test_rows_on_generated_or_unpinned_data_are_listed_apart(site):
     by_id = {(e.model_id, e.dataset): e for e in site.entries}
     synth, other = by_id[("tiny-synth", "synthetic-fake")], by_id[("tiny-other", "other-fake")]

@@ -10,6 +10,7 @@ import pytest
 
 from alignbench.cli import main
 from leaderboard.validate import validate_bundles
+from model_zoo.explainers import get_explainer
 from model_zoo.fileio import sha256_file
 from tests.leaderboard_support import copy_bundle, make_bundle
 
@@ -82,6 +83,38 @@ def test_schema_and_value_ranges_name_the_field(results, clickme_dataset, change
     hits = [p for p in report.problems if p.field.endswith(field)]
     assert hits and words in hits[0].message, report.format()
     assert hits[0].field.startswith(f"{clickme_dataset.name}/tiny-net.json")
+
+
+def test_the_honest_bundle_carries_the_default_explainer_spec(results, clickme_dataset):
+    rec = json.loads((results / "submissions" / "tiny-net" / clickme_dataset.name / "tiny-net.json").read_text())
+    assert rec["explainer_spec"] == get_explainer().to_dict()  # what the edits below move away from
+
+
+@pytest.mark.parametrize("change, words", [
+    # another built-in explainer, honestly named
+    (lambda r: r.update(explainer_spec=get_explainer("paper-release").to_dict()), "'paper-release'"),
+    # another recipe under the default's name: the spec is compared, not the name
+    (lambda r: r.update(explainer_spec=dict(get_explainer().to_dict(), method="smoothgrad",
+                                            params={"samples": 4})), "not the default under the default's name"),
+    (lambda r: r.update(explainer_spec={"name": "saliency", "sharpen": True}), "not an explainer spec"),
+    (lambda r: r.update(explainer_spec="saliency"), "not an explainer spec"),
+    # an older record that only describes its explainer
+    (lambda r: (r.pop("explainer_spec"), r.update(explainer="grad-cam: grad-cam of logit[label]")), "'grad-cam'"),
+])
+def test_maps_of_another_explainer_are_refused(results, clickme_dataset, change, words):
+    _edit_record(results, clickme_dataset, change)
+    report = _validate(results, clickme_dataset)
+    hits = [p for p in report.problems if p.field.endswith(" explainer_spec")]
+    assert hits and words in hits[0].message and "saliency, the paper's explainer" in hits[0].message, report.format()
+    assert hits[0].field.startswith(f"{clickme_dataset.name}/tiny-net.json")
+
+
+def test_an_older_record_of_the_default_explainer_is_still_valid(results, clickme_dataset):
+    # written before explainers were data: no spec, the default's description (unchanged since)
+    _edit_record(results, clickme_dataset, lambda r: (r.pop("explainer_spec"),
+                                                      r.update(explainer=get_explainer().description)))
+    report = _validate(results, clickme_dataset)
+    assert report.ok, report.format()
 
 
 def test_image_count_and_fingerprint_are_checked_against_the_dataset(results, clickme_dataset):
