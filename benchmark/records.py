@@ -172,7 +172,7 @@ def default_explainer_problem(record: Mapping[str, Any]) -> str | None:
         if not isinstance(spec, Mapping):
             raise InvalidInputError(f"expected an object, found {type(spec).__name__}")
         used = Explainer.from_dict(spec)
-    except (InvalidInputError, TypeError) as exc:
+    except (InvalidInputError, TypeError, ValueError) as exc:  # a spec from a file: anything may be in it
         return f"explainer_spec is not an explainer spec ({exc})"
     if used == get_explainer():
         return None

@@ -60,6 +60,9 @@ def test_a_spec_is_hashable_and_round_trips_through_json():
     assert "samples=8" in spec.description and "max-abs" in spec.description
     with pytest.raises(InvalidInputError, match="unknown field"):
         Explainer.from_dict({**doc, "colour": 1})
+    for params in ([["samples", 8, 1]], "samples=8", {1: 8}):  # a record is a file: anything may be in it
+        with pytest.raises(InvalidInputError, match="'params' must map parameter names"):
+            Explainer.from_dict({**doc, "params": params})
 
 
 def test_register_and_unregister():

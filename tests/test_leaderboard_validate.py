@@ -98,6 +98,7 @@ def test_the_honest_bundle_carries_the_default_explainer_spec(results, clickme_d
                                             params={"samples": 4})), "not the default under the default's name"),
     (lambda r: r.update(explainer_spec={"name": "saliency", "sharpen": True}), "not an explainer spec"),
     (lambda r: r.update(explainer_spec="saliency"), "not an explainer spec"),
+    (lambda r: r.update(explainer_spec={"name": "saliency", "params": [["samples", 4, 1]]}), "'params' must map"),
     # an older record that only describes its explainer
     (lambda r: (r.pop("explainer_spec"), r.update(explainer="grad-cam: grad-cam of logit[label]")), "'grad-cam'"),
 ])

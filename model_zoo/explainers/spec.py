@@ -124,6 +124,9 @@ class Explainer:
             raise InvalidInputError(f"explainer spec: unknown field(s) {', '.join(unknown)}")
         if "name" not in doc:
             raise InvalidInputError("explainer spec: 'name' is required")
+        params = doc.get("params", {})
+        if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
+            raise InvalidInputError(f"explainer spec: 'params' must map parameter names to values, got {params!r:.80}")
         return cls(**{k: doc[k] for k in allowed if k in doc})
 
     def _describe(self) -> str:
