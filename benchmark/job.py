@@ -23,7 +23,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -362,13 +362,24 @@ class Job:
             self.write_maps(maps, columns["image_id"])
         return self.finish(columns, extras, adapter=adapter, started=started, partial=partial)
 
-    def write_maps(self, maps: PartialRows, image_ids: Any) -> None:
-        """Assemble the saved chunks into the model's maps file (before its record is written)."""
-        _, used = rows_prefix(maps.lengths())
+    def write_maps(self, maps: PartialRows, image_ids: Any, names: Sequence[str] | None = None) -> None:
+        """Assemble the saved chunks into the model's maps file (before its record is written).
+
+        ``names``: the saved chunks in row order (default: the ``rows-<start>`` chunks from row 0);
+        rows past ``len(image_ids)`` (a ``--limit`` that cut the last of several parts) are left out."""
+        used = rows_prefix(maps.lengths())[1] if names is None else list(names)
         path = maps_store.store_path(self.config.results_dir, self.task.name, self.record_id)
-        loaded = (maps.load(name) for name in used)  # one chunk in memory at a time
-        maps_store.write_store(path, self.identity, ((c.columns if c is not None else {"image_id": [], "maps": []})
-                                                     for c in loaded), image_ids)
+
+        def loaded() -> Iterator[dict[str, Any]]:  # one chunk in memory at a time
+            row = 0
+            for name in used:
+                chunk = maps.load(name)
+                cols = chunk.columns if chunk is not None else {"image_id": [], "maps": []}
+                take = max(0, min(len(cols["image_id"]), len(image_ids) - row))
+                yield {k: v[:take] for k, v in cols.items()}
+                row += take
+
+        maps_store.write_store(path, self.identity, loaded(), image_ids)
         maps.discard()
 
     def load(self) -> Any:

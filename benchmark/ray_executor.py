@@ -9,6 +9,10 @@ and returns the rows. The driver saves each returned piece atomically, so a kill
 at piece granularity. A model failure on a worker (loading, or the model's own computation) comes
 back as data and is recorded; any other error is raised on the driver.
 
+With ``--save-maps`` each piece also brings back its maps (float32, 224x224 per image: about 200
+KB each through the object store), which the driver saves beside the rows' chunks and assembles
+into the model's maps file before its record, as a local run does.
+
 Workers rebuild the task from the dataset's name (and the task's options) through their own
 dataset cache (a shared file system or their own download), so only names travel.
 """
@@ -18,15 +22,19 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from benchmark.job import Job, JobConfig, ModelOutcome, concat, resolve_device
 from benchmark.tasks import Chunk, ModelFailure, References, ScoringContext, Task, get_task
 from model_zoo.errors import AlignbenchError
 
 
 def score_piece(dataset: str, download: bool, task_options: dict[str, Any], target: str, weights: str,
-                device: str, precision: str, batch_size: int, limit: int | None, part: str | None) -> dict[str, Any]:
+                device: str, precision: str, batch_size: int, limit: int | None, part: str | None,
+                save_maps: bool = False) -> dict[str, Any]:
     """Ray task body (runs on a worker): score one part (or everything, ``part=None``) of one model.
-    Returns ``{"columns", "extras", "weights_sha256", "framework"}`` or ``{"failure": reason}``."""
+    Returns ``{"columns", "extras", "weights_sha256", "framework"}`` (and ``"maps"``, float32 (n, H, W)
+    in row order, with ``save_maps``) or ``{"failure": reason}``."""
     import model_zoo
 
     task = get_task(dataset, download=download, **task_options)
@@ -40,8 +48,11 @@ def score_piece(dataset: str, download: bool, task_options: dict[str, Any], targ
     except ModelFailure as exc:
         return {"failure": str(exc)}
     columns, extras = concat(chunks, task.columns)
-    return {"columns": columns, "extras": extras, "weights_sha256": getattr(adapter, "weights_sha256", None),
-            "framework": getattr(adapter, "framework", None)}
+    piece = {"columns": columns, "extras": extras, "weights_sha256": getattr(adapter, "weights_sha256", None),
+             "framework": getattr(adapter, "framework", None)}
+    if save_maps:  # the maps travel back with the rows: the driver writes them, as the records
+        piece["maps"] = [np.asarray(c.arrays["maps"], dtype=np.float32) for c in chunks]
+    return piece
 
 
 def run_models(task: Task, models: Sequence[str], config: Any, jc: JobConfig, *, references: References,
@@ -74,13 +85,17 @@ def _run_one(ray: Any, remote: Any, job: Job, config: Any) -> ModelOutcome:
     parts: list[str | None] = list(task.parts()) if task.splittable else [None]
     partial = job.partial()
     chunks = partial.chunks()
+    maps = job.maps_partial()
+    if maps is not None:  # resume only the parts whose maps were saved too (as Job.run)
+        saved = maps.lengths()
+        chunks = {name: c for name, c in chunks.items() if saved.get(name) == len(c)}
     pending = {}
     for i, part in enumerate(parts):
         if f"part-{i:05d}" in chunks:
             continue
         ref = remote.remote(config.dataset, config.download, config.task_options(), job.model.target,
                             job.model.load_weights, config.device, config.precision, config.batch_size,
-                            config.limit, part)
+                            config.limit, part, maps is not None)
         pending[ref] = i
     info: dict[str, Any] = {}
     while pending:
@@ -93,11 +108,16 @@ def _run_one(ray: Any, remote: Any, job: Job, config: Any) -> ModelOutcome:
             return job.failed(piece["failure"], started)
         info = {k: piece[k] for k in ("weights_sha256", "framework")}
         chunk = Chunk(piece["columns"], piece["extras"])
+        if maps is not None:  # before the rows: saved rows always have their maps saved
+            part_maps = np.concatenate(piece["maps"]) if piece["maps"] else np.zeros((0, 0, 0), np.float32)  # no rows
+            maps.save(f"part-{i:05d}", Chunk({"image_id": chunk.columns["image_id"], "maps": part_maps}))
         partial.save(f"part-{i:05d}", chunk)
         chunks[f"part-{i:05d}"] = chunk
     columns, extras = concat([chunks[f"part-{i:05d}"] for i in range(len(parts))], task.columns)
     if config.limit is not None and task.splittable:
         columns = {k: v[: config.limit] for k, v in columns.items()}
+    if maps is not None:
+        job.write_maps(maps, columns["image_id"], names=[f"part-{i:05d}" for i in range(len(parts))])
     return job.finish(columns, extras, adapter=_SpecOnly(job.model.target, **info), started=started,
                       partial=partial, device="ray")
 

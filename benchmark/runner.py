@@ -141,9 +141,6 @@ def run(config: RunConfig, *, task: Task | None = None, dataset: Any = None, loa
                         **config.task_options())
     if config.save_maps and not task.has_maps:
         raise InvalidInputError(f"--save-maps: the {task.kind} task of {task.name} computes no per-image maps")
-    if config.save_maps and config.executor == "ray":
-        raise InvalidInputError("--save-maps is not supported with --executor ray yet (the maps stay on the "
-                                "workers); run with --executor local or --shard k/n")
     models = select_shard(list(config.models), config.shard)
     summary = RunSummary(dataset=task.name, skips=getattr(task.data, "skips", None))
     refs = task.ensure_references(Path(config.results_dir), force=config.force, limit=config.limit,
@@ -159,14 +156,14 @@ def run(config: RunConfig, *, task: Task | None = None, dataset: Any = None, loa
         jc = job_config(config)
         jc.device = config.device  # resolved on each worker, where the GPUs are
         summary.outcomes = ray_executor.run_models(task, models, config, jc, references=refs, on_outcome=on_outcome)
-        return summary
-    jc = job_config(config)
-    shared: dict[str, Any] = {}
-    for i, target in enumerate(models):
-        outcome = Job(task, target, jc, references=refs, loader=loader, shared=shared).run()
-        summary.outcomes.append(outcome)
-        if on_outcome is not None:
-            on_outcome(i, len(models), outcome)
+    else:
+        jc = job_config(config)
+        shared: dict[str, Any] = {}
+        for i, target in enumerate(models):
+            outcome = Job(task, target, jc, references=refs, loader=loader, shared=shared).run()
+            summary.outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(i, len(models), outcome)
     if config.save_maps:
         ensure_gallery_reference(task, Path(config.results_dir), summary.outcomes)
     return summary

@@ -128,8 +128,6 @@ def test_saved_maps_round_trip_and_a_record_without_maps_is_scored_again(tmp_pat
             store.get(["nope"])
     assert not (tmp_path / ds.name / ".partial-maps" / "noisy-a").exists()
     assert _run(tmp_path, ["noisy-a"], ds, save_maps=True).outcomes[0].status == "skipped"
-    with pytest.raises(InvalidInputError, match="save-maps"):
-        _run(tmp_path, ["noisy-a"], ds, save_maps=True, executor="ray")
 
 
 def test_saved_maps_resume_after_kill_minus_9(tmp_path):
