@@ -386,8 +386,7 @@ def _row_numerator(x: np.ndarray, h: np.ndarray, positions: np.ndarray) -> tuple
         centred = _value_centred_ranks(counts, n)
         # a gather from the d-entry table and one dot: cheaper than a weighted bincount, and
         # exact as well (half-integer products, see above)
-        # (take with intp indices: numpy's take of uint8 indices is ~5x slower than cast + take)
-        num = float(np.einsum("i,i->", centred.take(index.astype(np.intp)), h))  # float64 sums; no BLAS threads
+        num = float(np.einsum("i,i->", centred.take(index), h))  # float64 sums; no BLAS threads
         return num, _ss(n, float(np.sum(counts**3 - counts))), False
     srt = _row_sort(x, h.view(np.uint32))  # each pixel carries its reference rank's bits
     if srt is None:
@@ -428,7 +427,7 @@ def _row_ranks(x: np.ndarray) -> tuple[np.ndarray, float, bool]:
         index, counts = indexed
         counts = counts.astype(np.float64)
         rank_of_value = (_value_centred_ranks(counts, n) + (n + 1) / 2.0).astype(np.float32)
-        return rank_of_value.take(index.astype(np.intp)), _ss(n, float(np.sum(counts**3 - counts))), False
+        return rank_of_value.take(index), _ss(n, float(np.sum(counts**3 - counts))), False
     srt = _row_sort(x)
     if srt is None:
         return np.zeros(n, dtype=np.float32), float("nan"), True
@@ -472,37 +471,50 @@ def _value_centred_ranks(counts: np.ndarray, n: int) -> np.ndarray:
 
 
 def _value_index(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(index of each pixel's value among the map's sorted distinct values (uint8 (n,)), each
+    """(index of each pixel's value among the map's sorted distinct values (intp (n,)), each
     value's count (int64 (d,))) for a map with few distinct values -- or None where ranking by
     sorting is expected to be cheaper.
 
-    A strided sample says whether the map has few values (and the cost model below whether
-    counting pays); then one ``np.sort`` of the map gives the exact values and their counts (a
-    SIMD sort is cheapest of all on so many duplicates), and each pixel's index is read from a
-    table addressed by 16 bits of its float32 pattern (:func:`_value_hash`: a fixed number of
-    passes) or, where no 16 bits tell the values apart, counted as the number of values <= it,
-    minus one (one vector compare per value). None for a map with a NaN, with more than
-    ``_COUNT_MAX_VALUES`` values, or where the sort of :func:`_row_sort` should be cheaper.
+    A strided sample proposes the distinct values (and the cost model below says whether counting
+    pays); each pixel's index is read from a table addressed by 16 bits of its float32 pattern
+    (:func:`_value_hash`: a fixed number of passes) or, where no 16 bits tell the values apart,
+    counted as the number of values <= it, minus one (one vector compare per value). One gather and
+    compare then check every pixel against the value at its index: values the sample missed (rare
+    tail values) join the set and the pixels are indexed again, and the counts come from one
+    ``np.bincount``. No pass sorts the map: where numpy's float32 sort is not vectorised (AMD EPYC
+    here: 1.1 ms for a 224x224 map), one sort would cost more than the whole count. None for a map
+    with a NaN, with more than ``_COUNT_MAX_VALUES`` values, or where the sort of :func:`_row_sort`
+    should be cheaper.
     """
     n = x.size
     sample = x[:: max(1, n // _COUNT_SAMPLE)]
-    proposed = np.unique(sample)  # sorted; -0.0 and +0.0 merge
-    if proposed.size > _COUNT_MAX_VALUES or np.isnan(proposed[-1]):
+    values = np.unique(sample)  # sorted; -0.0 and +0.0 merge
+    if values.size > _COUNT_MAX_VALUES or np.isnan(values[-1]):
         return None
     # cost model (bench/bench_spearman.py): indexing ~ _HASH_PASSES passes over all pixels (a
     # table is assumed: few values almost always have one), the sort ~ _COUNT_BREAK_EVEN passes
     # over the non-zero pixels
     if _HASH_PASSES > _COUNT_BREAK_EVEN * (np.count_nonzero(sample) / sample.size):
         return None
-    ordered = np.sort(x)
-    if np.isnan(ordered[-1]):  # NaNs sort last
-        return None
-    firsts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1  # -0.0 == +0.0: one value
-    if firsts.size >= _COUNT_MAX_VALUES:  # values the sample missed: not few after all
-        return None
-    bounds = np.concatenate(([0], firsts, [n]))
-    values = ordered.take(bounds[:-1])
-    return _index_of(x, values, _value_hash(values)), np.diff(bounds)
+    index = _index_of(x, values)
+    missed = np.flatnonzero(_value_at(values, index) != x)  # -0.0 == +0.0; a NaN never equals
+    if missed.size:
+        if missed.size * _COUNT_MAX_VALUES > n:  # many pixels outside the sampled values: not few
+            return None
+        extra = np.unique(x.take(missed))
+        if np.isnan(extra[-1]) or values.size + extra.size > _COUNT_MAX_VALUES:
+            return None
+        values = np.union1d(values, extra)  # every value of the map now: the index is exact
+        index = _index_of(x, values)
+    return index, np.bincount(index, minlength=values.size)
+
+
+def _value_at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values[index]`` for the intp indices of :func:`_index_of`, NaN where a pixel matched no
+    value (index 255, or -1: take counts it from the end like Python indexing)."""
+    table = np.full(256, np.nan, dtype=np.float32)
+    table[: values.size] = values
+    return table.take(index)
 
 
 _HASH_BITS = 16  # table of 2^16 one-byte entries (64 KiB: stays in L2)
@@ -527,22 +539,25 @@ def _value_hash(values: np.ndarray) -> tuple[int, np.ndarray] | None:
     return None
 
 
-def _index_of(x: np.ndarray, values: np.ndarray, table: tuple[int, np.ndarray] | None) -> np.ndarray:
-    """uint8 (n,): the index in `values` (every distinct value of `x`, sorted) of each pixel's value,
-    by the table of :func:`_value_hash` or, without one, by one compare per value."""
+def _index_of(x: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """intp (n,): the index in `values` (distinct float32, sorted, NaN-free) of each pixel whose value
+    is one of them, by the table of :func:`_value_hash` or, without one, by one compare per value.
+    A pixel of any other value gets 255 (table) or the index of the largest value below it (-1 below
+    them all): callers check (:func:`_value_at`)."""
+    table = _value_hash(values)
     if table is not None:
         shift, lut = table
         slot = x.view(np.uint32) >> np.uint32(shift)
         if shift < 32 - _HASH_BITS:
             slot &= np.uint32((1 << _HASH_BITS) - 1)
-        return lut.take(slot.astype(np.intp))
+        # take with intp indices: numpy's take of uint8 / uint32 indices is ~5x slower than cast + take
+        return lut.take(slot.astype(np.intp)).astype(np.intp)
     at_most = np.zeros(x.size, dtype=np.uint8)  # number of values <= each pixel (<= _COUNT_MAX_VALUES: a byte)
     mask = np.empty(x.size, dtype=bool)
     for v in values:
         np.greater_equal(x, v, out=mask)
         at_most += mask
-    at_most -= 1
-    return at_most
+    return at_most.astype(np.intp) - 1
 
 
 def _row_sort(x: np.ndarray, payload: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, int] | None:

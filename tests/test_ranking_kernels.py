@@ -92,7 +92,7 @@ def test_few_valued_maps_are_indexed_by_table_or_by_compares_and_match_scipy(mon
     table_map = rng.choice(np.array([0.0, -0.0, 0.25, 0.5, 1.0, 2.0, 3.5], dtype=np.float32), size=n)
     stride = n // ranking._COUNT_SAMPLE  # the sample _value_index looks at first
     assert stride > 1
-    table_map[1::stride * 200] = 7.75  # a rare value the sample misses: the full sort must find it
+    table_map[1::stride * 200] = 7.75  # a rare value the sample misses: the check of every pixel must find it
     assert 7.75 not in table_map[::stride]
     p = np.float32(1.5)
     # p, its neighbour (differs in bit 0) and -p (bit 31): no 16 contiguous bits tell all three apart
@@ -112,3 +112,37 @@ def test_few_valued_maps_are_indexed_by_table_or_by_compares_and_match_scipy(mon
         want = stats.spearmanr(maps[i].ravel(), human[i].ravel())[0]
         assert abs(got[i] - want) <= 1e-12, (i, got[i], want)
         np.testing.assert_array_equal(ranks[i], stats.rankdata(maps[i].ravel()).astype(np.float32))
+
+
+def test_a_map_whose_sample_lies_is_sorted_not_counted() -> None:
+    """The strided sample sees three values, but the pixels between its stride points are continuous:
+    the check finds far too many pixels outside the sampled values, so the map is sorted (exactly)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    side = 72
+    n = side * side
+    x = rng.random(n, dtype=np.float32) + 1.0
+    stride = n // ranking._COUNT_SAMPLE
+    x[::stride] = rng.choice(np.array([0.5, 1.5, 2.5], dtype=np.float32), size=x[::stride].size)
+    assert np.unique(x[::stride]).size == 3
+    assert ranking._value_index(x) is None
+    human = rng.random((1, side, side), dtype=np.float32)
+    got = spearman_ranked(rank_maps(human), x.reshape(1, side, side))[0]
+    assert abs(got - stats.spearmanr(x, human.ravel())[0]) <= 1e-12
+    np.testing.assert_array_equal(rank_maps(x.reshape(1, side, side)).ranks[0],
+                                  stats.rankdata(x).astype(np.float32))
+
+
+def test_counted_index_and_counts_are_exact() -> None:
+    """_value_index gives every pixel the index of its own value (both zeros one value) and each
+    value's count, whether the table or the compares index it."""
+    rng = np.random.default_rng(6)
+    values = np.array([-2.0, -0.0, 0.0, 0.5, 3.0], dtype=np.float32)
+    x = rng.choice(values, size=64 * 64)
+    x[7] = 9.0  # one value the strided sample misses
+    distinct = np.array([-2.0, 0.0, 0.5, 3.0, 9.0], dtype=np.float32)
+    index, counts = ranking._value_index(x)
+    assert index.dtype == np.intp
+    np.testing.assert_array_equal(distinct[index], x)  # -0.0 == 0.0
+    np.testing.assert_array_equal(counts, [np.count_nonzero(x == v) for v in distinct])
