@@ -481,8 +481,8 @@ def _value_index(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     counted as the number of values <= it, minus one (one vector compare per value). One gather and
     compare then check every pixel against the value at its index: values the sample missed (rare
     tail values) join the set and the pixels are indexed again, and the counts come from one
-    ``np.bincount``. No pass sorts the map: where numpy's float32 sort is not vectorised (AMD EPYC
-    here: 1.1 ms for a 224x224 map), one sort would cost more than the whole count. None for a map
+    ``np.bincount``. No pass sorts the map: where numpy's float32 sort is slow (1.1 ms for a 224x224
+    map on the AMD EPYC measured here, about 6x the Intel Xeon's), one sort costs more than the count. None for a map
     with a NaN, with more than ``_COUNT_MAX_VALUES`` values, or where the sort of :func:`_row_sort`
     should be cheaper.
     """
