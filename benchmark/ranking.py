@@ -482,9 +482,9 @@ def _value_index(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     compare then check every pixel against the value at its index: values the sample missed (rare
     tail values) join the set and the pixels are indexed again, and the counts come from one
     ``np.bincount``. No pass sorts the map: where numpy's float32 sort is slow (1.1 ms for a 224x224
-    map on the AMD EPYC measured here, about 6x the Intel Xeon's), one sort costs more than the count. None for a map
-    with a NaN, with more than ``_COUNT_MAX_VALUES`` values, or where the sort of :func:`_row_sort`
-    should be cheaper.
+    map on the AMD EPYC measured here, about 6x the Intel Xeon's), one sort costs more than the
+    count. None for a map with a NaN, with more than ``_COUNT_MAX_VALUES`` values, or where the sort
+    of :func:`_row_sort` should be cheaper.
     """
     n = x.size
     sample = x[:: max(1, n // _COUNT_SAMPLE)]
@@ -550,7 +550,7 @@ def _index_of(x: np.ndarray, values: np.ndarray) -> np.ndarray:
         slot = x.view(np.uint32) >> np.uint32(shift)
         if shift < 32 - _HASH_BITS:
             slot &= np.uint32((1 << _HASH_BITS) - 1)
-        # take with intp indices: numpy's take of uint8 / uint32 indices is ~5x slower than cast + take
+        # intp indices: numpy's take of other index types is several times slower than cast + take
         return lut.take(slot.astype(np.intp)).astype(np.intp)
     at_most = np.zeros(x.size, dtype=np.uint8)  # number of values <= each pixel (<= _COUNT_MAX_VALUES: a byte)
     mask = np.empty(x.size, dtype=bool)

@@ -134,14 +134,26 @@ def test_a_map_whose_sample_lies_is_sorted_not_counted() -> None:
                                   stats.rankdata(x).astype(np.float32))
 
 
-def test_counted_index_and_counts_are_exact() -> None:
+@pytest.mark.parametrize("table", [True, False], ids=["table", "compares"])
+def test_counted_index_and_counts_are_exact(table: bool) -> None:
     """_value_index gives every pixel the index of its own value (both zeros one value) and each
-    value's count, whether the table or the compares index it."""
+    value's count, when the table indexes the pixels and when the compares do, values the strided
+    sample misses (below, between and above the sampled ones) included."""
     rng = np.random.default_rng(6)
-    values = np.array([-2.0, -0.0, 0.0, 0.5, 3.0], dtype=np.float32)
-    x = rng.choice(values, size=64 * 64)
-    x[7] = 9.0  # one value the strided sample misses
-    distinct = np.array([-2.0, 0.0, 0.5, 3.0, 9.0], dtype=np.float32)
+    p = np.float32(1.5)
+    if table:
+        common = np.array([-2.0, -0.0, 0.0, 0.5, 3.0], dtype=np.float32)
+        rare = np.array([-7.0, 0.75, 9.0], dtype=np.float32)
+    else:  # p, its neighbour and -p: no 16 contiguous bits tell them apart
+        common = np.array([-p, p, np.nextafter(p, np.float32(2))], dtype=np.float32)
+        rare = np.array([-9.0, 1.0, 4.0], dtype=np.float32)
+    n = 64 * 64
+    x = rng.choice(common, size=n)
+    stride = n // ranking._COUNT_SAMPLE
+    x[[1, 2 * stride + 1, 5 * stride + 1]] = rare  # off the sample's stride points
+    distinct = np.unique(x)
+    assert (ranking._value_hash(distinct) is not None) == table
+    assert not np.isin(rare, x[::stride]).any()
     index, counts = ranking._value_index(x)
     assert index.dtype == np.intp
     np.testing.assert_array_equal(distinct[index], x)  # -0.0 == 0.0
