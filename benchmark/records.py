@@ -137,9 +137,6 @@ def upgrade(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-#: Which score-shape field is a task's headline (figures, leaderboard): maps tasks report alignment as
-#: a fraction of the human ceiling (the paper's "human feature alignment"); psychophysics (-log MSE)
-#: and neural predictivity (Pearson r, uncorrected as in the 2023 figure) report the raw score.
 def explainer_name(record: Mapping[str, Any]) -> str | None:
     """The name of the explainer a record was scored with (None: its task computes no maps).
 
@@ -180,6 +177,9 @@ def default_explainer_problem(record: Mapping[str, Any]) -> str | None:
     return f"scored with the explainer {used.name!r}{same_name}: {used.description}"
 
 
+#: Which score-shape field is a task's headline (figures, leaderboard): maps tasks report alignment as
+#: a fraction of the human ceiling (the paper's "human feature alignment"); psychophysics (-log MSE)
+#: and neural predictivity (Pearson r, uncorrected as in the 2023 figure) report the raw score.
 HEADLINE = {"maps": "normalized", "psychophysics": "score", "neural": "score"}
 
 

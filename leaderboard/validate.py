@@ -3,10 +3,10 @@
 Every problem is reported with the bundle and the field it concerns; nothing stops at the first one.
 Checked: the files a bundle may hold (no traversal, no symlinks, no stray files, no file or field
 over its size limit), ``submission.json`` (schema, metadata, claimed top-1), each record (schema and
-value ranges, the submission's id and weights, a full run, maps of exactly the default explainer), the dataset against facts the bundle
-cannot choose (:class:`Reference`: the pins of ``known_datasets.json`` first, then the local data,
-then the catalog's own records): image count, fingerprint, image-id set, ceiling and whether the data
-is generated; the per-image file (its sha256, and every aggregate recomputed from it), and clashes
+value ranges, the submission's id and weights, a full run, maps of exactly the default explainer),
+the dataset against facts the bundle cannot choose (:class:`Reference`: the pins of
+``known_datasets.json`` first, then the local data, then the catalog's own records): image count,
+fingerprint, image-id set, ceiling and whether the data is generated; the per-image file (its sha256, and every aggregate recomputed from it), and clashes
 across bundles and the catalog (model ids, duplicate weights, duplicate scores).
 
 Each valid (bundle, dataset) also gets a :class:`Standing`: ``pinned`` when count, fingerprint, id
