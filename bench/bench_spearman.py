@@ -20,7 +20,8 @@ little. ``u64/sort`` times the packed kernel's sort alone, of every pixel as a (
 word (nothing before or after): for continuous maps without zeros (``random``), the floor under (2)
 of any exact ranking that sorts each pixel with what it carries; where numpy's float32 sort is much
 faster than its uint64 sort (AVX-512), no such method gets below it. Maps with zeros or few
-values sort fewer pixels, or none (counting), so for them it is no floor. With ``--cuda`` and a GPU, the torch path is timed too.
+values sort fewer pixels, or none (counting), so for them it is no floor. With ``--cuda`` and a
+GPU, the torch path is timed too.
 
     python bench/bench_spearman.py [--n 64] [--size 224] [--repeat 7]
 """
