@@ -6,8 +6,9 @@ over its size limit), ``submission.json`` (schema, metadata, claimed top-1), eac
 value ranges, the submission's id and weights, a full run, maps of exactly the default explainer),
 the dataset against facts the bundle cannot choose (:class:`Reference`: the pins of
 ``known_datasets.json`` first, then the local data, then the catalog's own records): image count,
-fingerprint, image-id set, ceiling and whether the data is generated; the per-image file (its sha256, and every aggregate recomputed from it), and clashes
-across bundles and the catalog (model ids, duplicate weights, duplicate scores).
+fingerprint, image-id set, ceiling and whether the data is generated; the per-image file (its
+sha256, and every aggregate recomputed from it), and clashes across bundles and the catalog (model
+ids, duplicate weights, duplicate scores).
 
 Each valid (bundle, dataset) also gets a :class:`Standing`: ``pinned`` when count, fingerprint, id
 set and ceiling were all checked against pins, else ``unverified`` (the site lists those apart).
