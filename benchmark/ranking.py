@@ -618,11 +618,11 @@ def _packed_sort(v: np.ndarray, carried: np.ndarray) -> tuple[np.ndarray, np.nda
     high), so numpy's SIMD ``np.sort`` of uint64 (x86-simd-sort on AVX2 / AVX-512) moves both in
     one pass. The keys come back contiguous (the tie scan reads them twice), the carried values
     as a strided view into the sorted words (no gather)."""
-    packed = v.astype(np.uint64)
-    packed <<= np.uint64(32)
-    packed |= carried
+    packed = np.empty(v.size, dtype=np.uint64)
+    words = packed.view(np.uint32)  # each word's halves written in place: two passes, not a widen, shift and or
+    words[_KEY_WORD::2] = v
+    words[_CARRIED_WORD::2] = carried
     packed.sort()
-    words = packed.view(np.uint32)
     return words[_KEY_WORD::2].copy(), words[_CARRIED_WORD::2]
 
 
