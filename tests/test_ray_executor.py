@@ -23,8 +23,18 @@ def test_ray_and_local_executors_write_the_same_scores(tmp_path, monkeypatch):
              runtime_env={"env_vars": {"ALIGNBENCH_CACHE": str(tmp_path / "cache")}})
     try:
         remote = runner.run(runner.RunConfig(results_dir=tmp_path / "ray", executor="ray", **common))
+        # --limit 5 over shards of 4, 3 and 3 images: every part returns up to 5 rows and maps, and the
+        # driver keeps the first 5 of both
+        limited = runner.run(runner.RunConfig(results_dir=tmp_path / "ray-limit", executor="ray", limit=5, **common))
     finally:
         ray.shutdown()
+    local_limited = runner.run(runner.RunConfig(results_dir=tmp_path / "local-limit", limit=5, **common))
+    assert limited.outcomes[0].status == local_limited.outcomes[0].status == "ok"
+    with maps_store.open_store(tmp_path / "local-limit", "ray-set", "tv_resnet18+random") as sa, \
+            maps_store.open_store(tmp_path / "ray-limit", "ray-set", "tv_resnet18+random") as sb:
+        assert sb.image_ids == sa.image_ids and len(sa.image_ids) == 5
+        assert sb.matches(limited.outcomes[0].record["identity"])
+        np.testing.assert_allclose(sb.get(sb.image_ids), sa.get(sa.image_ids), rtol=1e-5, atol=1e-8)
     assert remote.outcomes[0].status == "ok", remote.outcomes[0].error
     a = records.read_scores(tmp_path / "local" / "ray-set" / "tv_resnet18+random.scores.csv")
     b = records.read_scores(tmp_path / "ray" / "ray-set" / "tv_resnet18+random.scores.csv")
